@@ -1,0 +1,116 @@
+"""`ledger` CLI (Typer): what finance and operators run by hand or from cron."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from infra.settings import get_settings
+
+app = typer.Typer(help="Fuel-station ledger operations.", no_args_is_help=True)
+audit = typer.Typer(help="Tamper evidence and audits.", no_args_is_help=True)
+project = typer.Typer(help="Projections (read models).", no_args_is_help=True)
+app.add_typer(audit, name="audit")
+app.add_typer(project, name="project")
+console = Console()
+
+
+@contextlib.contextmanager
+def owner_url() -> Iterator[str]:
+    """DATABASE_URL, or the embedded server under the data dir (started if it is not)."""
+    settings = get_settings()
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from infra.embedded import start_postgres
+
+    server = start_postgres(settings.data_dir / "pg")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    from infra.migrate import upgrade
+
+    with owner_url() as url:
+        upgrade(url)
+    console.print("[green]migrations applied")
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain from the raw event rows; name the first bad position."""
+    from audit.chain import count_events, verify
+
+    with owner_url() as url:
+        total = count_events(url)
+        with Progress(
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("verify", total=total)
+            verdict = verify(url, progress=lambda n: bar.advance(task, n))
+    if verdict.ok:
+        console.print(
+            f"[green]chain verified[/]: {verdict.checked} events sealed and intact, "
+            f"{verdict.unsealed} not sealed yet"
+        )
+        return
+    console.print(
+        f"[red]chain broken[/] at position {verdict.first_bad_position}: {verdict.reason} "
+        f"({verdict.checked} events verified before it)"
+    )
+    raise typer.Exit(1)
+
+
+@audit.command("seal")
+def audit_seal() -> None:
+    """Extend the hash chain over every event not sealed yet."""
+    import psycopg
+
+    from audit.chain import seal
+
+    total = 0
+    with owner_url() as url, psycopg.connect(url, autocommit=True) as conn:
+        while n := seal(conn):
+            total += n
+    console.print(f"sealed {total} events")
+
+
+@project.command("run")
+def project_run(name: str, once: bool = typer.Option(False, help="catch up, then exit")) -> None:
+    """Run one projector: catch up with the log, then follow it (unless --once)."""
+    from infra.bootstrap import build_core
+    from projections.framework import ProjectionRunner
+    from projections.registry import by_name
+
+    settings = get_settings()
+    with owner_url() as url:
+        core = build_core(settings, url, group_commit=False)
+        try:
+            runner = ProjectionRunner(core.app, core.read_pool, by_name(name))
+            applied = runner.run_until_caught_up()
+            console.print(f"{name}: applied {applied} events, at position {runner.position()}")
+            if not once:
+                from projections.daemon import Daemon
+
+                daemon = Daemon(core)
+                daemon.runners = [runner]
+                daemon.run()
+        finally:
+            core.close()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Infrastructure: settings, database and Redis connections, migrations, launcher."""

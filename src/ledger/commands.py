@@ -1,0 +1,219 @@
+"""Running one command: load, decide, save every changed aggregate atomically, exactly once.
+
+A command is a function of a UnitOfWork. It loads aggregates through the unit (which takes
+an in-process lock per aggregate so that two commands on one aggregate never race inside one
+process), changes them, and returns a JSON-able result. The runner hands the new events and
+the command's receipt to the committer; a concurrency conflict (another process got there
+first) reruns the command on fresh state; a duplicate command id returns the first result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+
+from ledger.errors import ConcurrencyExhausted, DomainError, IdempotencyConflict
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer saved one of the aggregates first."""
+
+
+class DuplicateCommand(Exception):
+    def __init__(self, fingerprint: str, result: Any) -> None:
+        super().__init__("duplicate command")
+        self.fingerprint = fingerprint
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Receipt:
+    command_id: UUID
+    fingerprint: str
+    result: Any
+
+
+@dataclass
+class Submission:
+    """What one command asks the committer to write in one transaction."""
+
+    events: list[Any]
+    aggregates: list[Aggregate]
+    receipt: Receipt
+
+
+class Committer(Protocol):
+    def in_flight(self) -> AbstractContextManager[None]: ...
+
+    def commit(self, submission: Submission) -> None: ...
+
+    def find_receipt(self, command_id: UUID) -> Receipt | None: ...
+
+
+def fingerprint(payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AggregateLocks:
+    """In-process locks per aggregate id; taken with a timeout so lock-order cycles between
+    multi-aggregate commands end in a retry, never a deadlock."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[UUID, list[Any]] = {}  # id -> [lock, users]
+
+    def acquire(self, aggregate_id: UUID, timeout: float) -> bool:
+        with self._guard:
+            slot = self._locks.setdefault(aggregate_id, [threading.Lock(), 0])
+            slot[1] += 1
+        if slot[0].acquire(timeout=timeout):
+            return True
+        self._forget(aggregate_id)
+        return False
+
+    def release(self, aggregate_id: UUID) -> None:
+        with self._guard:
+            slot = self._locks[aggregate_id]
+        slot[0].release()
+        self._forget(aggregate_id)
+
+    def _forget(self, aggregate_id: UUID) -> None:
+        with self._guard:
+            slot = self._locks[aggregate_id]
+            slot[1] -= 1
+            if slot[1] == 0:
+                del self._locks[aggregate_id]
+
+
+class LockTimeout(Exception):
+    pass
+
+
+@dataclass
+class UnitOfWork:
+    app: Application[UUID]
+    locks: AggregateLocks
+    lock_timeout: float = 2.0
+    loaded: dict[UUID, Aggregate] = field(default_factory=dict)
+
+    def _lock(self, aggregate_id: UUID) -> None:
+        if aggregate_id in self.loaded:
+            return
+        if not self.locks.acquire(aggregate_id, self.lock_timeout):
+            raise LockTimeout(aggregate_id)
+
+    def get(self, cls: type[A], aggregate_id: UUID) -> A:
+        if aggregate_id in self.loaded:
+            return self.loaded[aggregate_id]  # type: ignore[return-value]
+        self._lock(aggregate_id)
+        try:
+            aggregate: Aggregate = self.app.repository.get(aggregate_id)
+        except BaseException:
+            self.locks.release(aggregate_id)
+            raise
+        if not isinstance(aggregate, cls):
+            self.locks.release(aggregate_id)
+            raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not {cls.__name__}")
+        self.loaded[aggregate_id] = aggregate
+        return aggregate
+
+    def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            return self.get(cls, aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def add(self, aggregate: A) -> A:
+        """Register a new aggregate; creating one twice collides at commit (same id)."""
+        self._lock(aggregate.id)
+        self.loaded[aggregate.id] = aggregate
+        return aggregate
+
+    def get_or_create(self, cls: type[A], aggregate_id: UUID, factory: Callable[[], A]) -> A:
+        found = self.find(cls, aggregate_id)
+        return found if found is not None else self.add(factory())
+
+    def collect(self) -> tuple[list[Any], list[Aggregate]]:
+        events: list[Any] = []
+        changed: list[Aggregate] = []
+        for aggregate in self.loaded.values():
+            new = aggregate.collect_events()
+            if new:
+                events.extend(new)
+                changed.append(aggregate)
+        return events, changed
+
+    def release(self) -> None:
+        for aggregate_id in list(self.loaded):
+            self.locks.release(aggregate_id)
+        self.loaded.clear()
+
+
+class CommandRunner:
+    MAX_ATTEMPTS = 20
+
+    def __init__(self, app: Application[UUID], committer: Committer) -> None:
+        self.app = app
+        self.committer = committer
+        self.locks = AggregateLocks()
+
+    def run(self, command_id: UUID, payload: Any, decide: Callable[[UnitOfWork], Any]) -> Any:
+        """Run `decide` exactly once per command id; `payload` identifies the request."""
+        with self.committer.in_flight():
+            return self._run(command_id, fingerprint(payload), decide)
+
+    def _run(self, command_id: UUID, print_: str, decide: Callable[[UnitOfWork], Any]) -> Any:
+        for attempt in range(self.MAX_ATTEMPTS):
+            uow = UnitOfWork(self.app, self.locks)
+            try:
+                try:
+                    result = decide(uow)
+                except DomainError:
+                    # A retried command may fail now only because its first run succeeded.
+                    earlier = self.committer.find_receipt(command_id)
+                    if earlier is not None:
+                        return self._replay(earlier.fingerprint, earlier.result, print_)
+                    raise
+                events, changed = uow.collect()
+                self.committer.commit(
+                    Submission(events, changed, Receipt(command_id, print_, result))
+                )
+                return result
+            except DuplicateCommand as dup:
+                return self._replay(dup.fingerprint, dup.result, print_)
+            except (ConcurrencyConflict, LockTimeout):
+                self._evict(uow)
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            finally:
+                uow.release()
+        raise ConcurrencyExhausted("too many concurrent changes; try again")
+
+    @staticmethod
+    def _replay(first: str, result: Any, now: str) -> Any:
+        if first != now:
+            raise IdempotencyConflict("this key was used for a different request")
+        return result
+
+    def _evict(self, uow: UnitOfWork) -> None:
+        cache = self.app.repository.cache
+        if cache is None:
+            return
+        for aggregate_id in uow.loaded:
+            try:
+                cache.get(aggregate_id, evict=True)
+            except KeyError:
+                pass

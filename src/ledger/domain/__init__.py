@@ -1,0 +1,1 @@
+"""Aggregates: small, per owner, free of infrastructure."""

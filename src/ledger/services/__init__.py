@@ -1,0 +1,1 @@
+"""Application services: one method per command, each one atomic save via the runner."""
