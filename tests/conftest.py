@@ -59,8 +59,9 @@ def owner_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    return Settings(environment="test")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # provider keys and any other files land in a throwaway data dir, not the checkout's
+    return Settings(environment="test", data_dir=tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="session")

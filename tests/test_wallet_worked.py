@@ -112,3 +112,27 @@ def test_station_settlement_batches_move_income_to_available(core) -> None:
     assert nonzero(read_balances(core, f"station:{station}")) == {
         (acc.station_available(station), "CNY"): 9_900
     }
+
+
+def test_a_failed_command_leaves_nothing_behind_for_the_next_one(core) -> None:
+    """Regression: a command that triggered an event and then failed must not leave that
+    event in the cached aggregate for a later command to save."""
+    from ledger.commands import UnitOfWork
+    from ledger.domain.wallet import Wallet
+    from ledger.ids import from_key
+
+    m = uuid4()
+    core.wallets.top_up(key=f"{m}-t", member_id=m, amount=1_000)
+    wallet_id = Wallet.create_id(m)
+
+    def hold_then_fail(uow: UnitOfWork) -> None:
+        wallet = uow.get(Wallet, wallet_id)
+        wallet.hold("h", from_key("x", str(m)), acc.member_card(m), "CNY", 500)
+        wallet.spend_points(from_key("y", str(m)), 1)  # no points: refused
+
+    with pytest.raises(InsufficientBalance):
+        core.runner.run(from_key("cmd", f"{m}-fail"), ["fail"], hold_then_fail)
+    core.wallets.earn_points(key=f"{m}-e", member_id=m, points=5)
+    events = core.app.events.get(wallet_id)
+    assert [type(e).__name__ for e in events] == ["Opened", "CardToppedUp", "PointsEarned"]
+    assert core.wallets.get(m)["holds"] == {}

@@ -60,6 +60,28 @@ BEGIN
 END $$;
 """
 
+# One command batch in one statement, so one round trip: take the gap-free lock, wake the
+# listeners, write the receipts and the events. (The library's pipelined insert costs five
+# round trips: BEGIN, statements, sync, COMMIT, pipeline exit.) Same lock and NOTIFY as the
+# stock recorder, so this is not the library's lock-free POSTGRES_ENABLE_DB_FUNCTIONS mode.
+APPEND_FUNCTION = """
+CREATE OR REPLACE FUNCTION public.ledger_append(
+    ids uuid[], versions bigint[], topics text[], states bytea[],
+    command_ids uuid[], fingerprints text[], results text[]
+) RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public SET lock_timeout = '5s' AS $$
+BEGIN
+    LOCK TABLE public.ledger_events IN EXCLUSIVE MODE;
+    NOTIFY ledger_events;
+    INSERT INTO public.ledger_receipts (command_id, fingerprint, result)
+        SELECT c, f, r::jsonb FROM unnest(command_ids, fingerprints, results) AS u(c, f, r);
+    RETURN QUERY
+        INSERT INTO public.ledger_events (originator_id, originator_version, topic, state)
+        SELECT * FROM unnest(ids, versions, topics, states)
+        RETURNING notification_id;
+END $$;
+"""
+
 APPEND_ONLY = """
 CREATE OR REPLACE FUNCTION public.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -82,6 +104,10 @@ GRANT SELECT, INSERT ON public.ledger_events, public.ledger_receipts, audit.chai
 GRANT USAGE ON SEQUENCE public.ledger_events_notification_id_seq TO ledger_app;
 REVOKE ALL ON FUNCTION public.ledger_lock_events() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.ledger_lock_events() TO ledger_app;
+REVOKE ALL ON FUNCTION public.ledger_append(uuid[], bigint[], text[], bytea[], uuid[], text[],
+    text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.ledger_append(uuid[], bigint[], text[], bytea[], uuid[], text[],
+    text[]) TO ledger_app;
 """
 
 
@@ -100,6 +126,7 @@ CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {table}
 def upgrade() -> None:
     op.execute(EVENT_STORE)
     op.execute(LOCK_FUNCTION)
+    op.execute(APPEND_FUNCTION)
     op.execute(APPEND_ONLY)
     for table in APPEND_ONLY_TABLES:
         op.execute(_triggers(table))

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ledger.errors import DomainError
 
 PROBLEM = "application/problem+json"
+RESERVED = {"type", "title", "status", "detail", "instance", "code"}
 
 
 def problem(status: int, code: str, title: str, detail: str = "", **extra: Any) -> JSONResponse:
@@ -38,7 +39,12 @@ class ApiError(Exception):
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        details = {k: v for k, v in exc.details.items() if isinstance(v, (str, int, bool))}
+        # A detail must not overwrite a member RFC 9457 defines (a `status` detail would).
+        details = {
+            (f"detail_{k}" if k in RESERVED else k): v
+            for k, v in exc.details.items()
+            if isinstance(v, (str, int, bool))
+        }
         return problem(exc.status, exc.code, str(exc), **details)
 
     @app.exception_handler(ApiError)

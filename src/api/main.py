@@ -8,12 +8,37 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import errors, health
+from api import (
+    admin,
+    admin_coupons,
+    admin_distribution,
+    admin_mall,
+    auth,
+    card,
+    coupons,
+    errors,
+    health,
+    mall,
+    members,
+    orders,
+    partner,
+    payments,
+    referral_poster,
+    reports,
+    station_events,
+    stations,
+    tickets,
+    withdrawals,
+)
+from api.providers_wiring import ProviderClients, build_provider_clients
 from infra.settings import Settings, get_settings
 
 
-def create_app(core: Any = None, settings: Settings | None = None) -> FastAPI:
-    """Tests hand in a built core; a server process builds its own from the settings."""
+def create_app(
+    core: Any = None, settings: Settings | None = None, providers: ProviderClients | None = None
+) -> FastAPI:
+    """Tests hand in a built core (and provider clients bound to in-process simulators); a
+    server process builds its own from the settings."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -27,9 +52,12 @@ def create_app(core: Any = None, settings: Settings | None = None) -> FastAPI:
             app.state.core = build_core(settings, settings.database_url, migrate=False)
         else:
             app.state.core = core
+        app.state.providers = providers or build_provider_clients(app.state.core.settings)
         try:
             yield
         finally:
+            if providers is None:
+                app.state.providers.close()
             if owned:
                 app.state.core.close()
 
@@ -40,5 +68,23 @@ def create_app(core: Any = None, settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    auth.install(app)
     app.include_router(health.router)
+    app.include_router(members.router)
+    app.include_router(stations.router)
+    app.include_router(orders.router)
+    app.include_router(card.router)
+    app.include_router(payments.router)
+    app.include_router(station_events.router)
+    app.include_router(reports.router)
+    app.include_router(coupons.router)
+    app.include_router(referral_poster.router)
+    app.include_router(admin_coupons.router)
+    app.include_router(partner.router)
+    app.include_router(admin.router)
+    app.include_router(tickets.router)
+    app.include_router(withdrawals.router)
+    app.include_router(mall.router)
+    app.include_router(admin_distribution.router)
+    app.include_router(admin_mall.router)
     return app

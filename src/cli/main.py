@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cli.back_office import admin_app, backup_app
 from infra.settings import get_settings
 
 app = typer.Typer(help="Fuel-station ledger operations.", no_args_is_help=True)
@@ -16,6 +17,8 @@ audit = typer.Typer(help="Tamper evidence and audits.", no_args_is_help=True)
 project = typer.Typer(help="Projections (read models).", no_args_is_help=True)
 app.add_typer(audit, name="audit")
 app.add_typer(project, name="project")
+app.add_typer(admin_app, name="admin")
+app.add_typer(backup_app, name="backup")
 console = Console()
 
 
@@ -110,6 +113,35 @@ def project_run(name: str, once: bool = typer.Option(False, help="catch up, then
                 daemon.run()
         finally:
             core.close()
+
+
+@app.command("rebuild")
+def rebuild_command(
+    names: list[str] = typer.Argument(None, help="projectors to rebuild (default: all)"),
+    lanes: int = typer.Option(None, help="bulk processes (default: one per core, at most 4)"),
+    fresh: bool = typer.Option(False, help="discard a half-done shadow instead of resuming it"),
+) -> None:
+    """Rebuild read models into a shadow schema, then swap them in (the API keeps serving the
+    old tables until then). Resumes where a killed rebuild stopped."""
+    from infra.bootstrap import build_core
+    from projections.rebuild import NotRebuildable, RebuildBusy, rebuild
+
+    settings = get_settings()
+    with owner_url() as url:
+        core = build_core(settings, url, group_commit=False)
+        try:
+            result = rebuild(core, url, names or (), lanes=lanes, fresh=fresh, progress=True)
+        except (NotRebuildable, RebuildBusy, KeyError) as e:
+            console.print(f"[red]{e}")
+            raise typer.Exit(1) from None
+        finally:
+            core.close()
+    rate = result.head / result.seconds if result.seconds else 0.0
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items())
+    console.print(
+        f"[green]rebuilt[/] {', '.join(result.projectors)} up to position {result.head}: "
+        f"{result.seconds:.1f} s, {rate:,.0f} events/s ({phases})"
+    )
 
 
 if __name__ == "__main__":

@@ -6,19 +6,35 @@ settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
 from infra.db import app_conninfo, eventsourcing_env
 from infra.group_commit import DirectCommitter, GroupCommitter
+from infra.loyalty_wiring import build_loyalty
 from infra.migrate import upgrade
 from infra.settings import Settings
 from ledger.application import LedgerApplication
 from ledger.commands import CommandRunner
+from ledger.services.campaigns import CampaignService
+from ledger.services.commission import CommissionService
+from ledger.services.coupons import CouponService
+from ledger.services.fuel_orders import FuelOrderService, utcnow
+from ledger.services.mall import MallService
+from ledger.services.members import MemberService
+from ledger.services.points_expiry import PointsExpiryService
+from ledger.services.referrals import DEFAULT_REFERRAL_TEMPLATE_KEY, ReferralService, template_refs
+from ledger.services.station_catalog import StationCatalogService
 from ledger.services.stations import StationAccountService
+from ledger.services.top_ups import TopUpService, parse_tiers
 from ledger.services.wallets import WalletService
+from ledger.services.withdrawals import WithdrawalService
+from projections import coupons as coupon_queries
 
 
 @dataclass
@@ -31,6 +47,17 @@ class Core:
     runner: CommandRunner
     wallets: WalletService
     stations: StationAccountService
+    members: MemberService
+    catalog: StationCatalogService
+    orders: FuelOrderService
+    top_ups: TopUpService
+    coupons: CouponService
+    campaigns: CampaignService
+    referrals: ReferralService
+    commission: CommissionService
+    withdrawals: WithdrawalService
+    points_expiry: PointsExpiryService
+    mall: MallService
     read_pool: ConnectionPool
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -47,7 +74,9 @@ def build_core(
     migrate: bool = True,
     group_commit: bool = True,
     pool_size: int = 8,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Core:
+    ttl = timedelta(minutes=settings.order_ttl_minutes)
     if migrate:
         upgrade(owner_url)  # before the Application: it registers the composite type then
     app_url = app_conninfo(owner_url, settings)
@@ -65,6 +94,22 @@ def build_core(
         committer = DirectCommitter(app)
     runner = CommandRunner(app, committer)
     read_pool = ConnectionPool(app_url, min_size=1, max_size=pool_size, open=True)
+    segments = partial(coupon_queries.segment_members, read_pool)
+    coupons = CouponService(
+        runner, clock=clock, due=partial(coupon_queries.due_coupons, read_pool), segments=segments
+    )
+    referrals = ReferralService(
+        runner,
+        secret=(
+            settings.referral_secret.get_secret_value() or settings.jwt_secret.get_secret_value()
+        ).encode(),
+        referral_templates=template_refs(
+            settings.referral_coupon_templates, [DEFAULT_REFERRAL_TEMPLATE_KEY]
+        ),
+        signup_templates=template_refs(settings.signup_coupon_templates),
+        clock=clock,
+    )
+    loyalty = build_loyalty(settings, runner, read_pool, clock, ttl)
     return Core(
         settings=settings,
         owner_url=owner_url,
@@ -74,5 +119,25 @@ def build_core(
         runner=runner,
         wallets=WalletService(runner),
         stations=StationAccountService(runner),
+        members=MemberService(runner, on_registered=[referrals.on_registered]),
+        catalog=StationCatalogService(runner),
+        orders=FuelOrderService(
+            runner,
+            clock=clock,
+            ttl=ttl,
+            offers=coupons.offers,
+            rules=loyalty.rules,
+            listeners=[coupons.listener, loyalty.commission.listener],
+        ),
+        top_ups=TopUpService(
+            runner, tiers=parse_tiers(settings.top_up_bonus_tiers), clock=clock, ttl=ttl
+        ),
+        coupons=coupons,
+        campaigns=CampaignService(runner, clock=clock, segments=segments),
+        referrals=referrals,
+        commission=loyalty.commission,
+        withdrawals=loyalty.withdrawals,
+        points_expiry=loyalty.points_expiry,
+        mall=loyalty.mall,
         read_pool=read_pool,
     )

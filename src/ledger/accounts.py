@@ -24,6 +24,8 @@ PLATFORM_MARKETING: Final = "platform:marketing"
 POINTS_ISSUED: Final = "points:issued"
 PAYOUTS_IN_TRANSIT: Final = "payouts:in_transit"
 BANK: Final = "platform:bank"
+# Money that arrived but bought nothing (late or duplicate payments) until it is refunded.
+SUSPENSE: Final = "platform:suspense"
 
 HELD_SUFFIX: Final = ":held"
 

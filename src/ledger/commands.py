@@ -109,24 +109,28 @@ class UnitOfWork:
     locks: AggregateLocks
     lock_timeout: float = 2.0
     loaded: dict[UUID, Aggregate] = field(default_factory=dict)
+    held: set[UUID] = field(default_factory=set)
+    wanted: set[UUID] = field(default_factory=set)
 
-    def _lock(self, aggregate_id: UUID) -> None:
-        if aggregate_id in self.loaded:
+    def _lock(self, aggregate_id: UUID, timeout: float | None = None) -> None:
+        self.wanted.add(aggregate_id)
+        if aggregate_id in self.held:
             return
-        if not self.locks.acquire(aggregate_id, self.lock_timeout):
+        if not self.locks.acquire(aggregate_id, timeout or self.lock_timeout):
             raise LockTimeout(aggregate_id)
+        self.held.add(aggregate_id)
+
+    def lock_in_order(self, ids: set[UUID], timeout: float = 30.0) -> None:
+        """Take these locks in one global order; two commands doing so never deadlock."""
+        for aggregate_id in sorted(ids, key=lambda u: u.bytes):
+            self._lock(aggregate_id, timeout)
 
     def get(self, cls: type[A], aggregate_id: UUID) -> A:
         if aggregate_id in self.loaded:
             return self.loaded[aggregate_id]  # type: ignore[return-value]
         self._lock(aggregate_id)
-        try:
-            aggregate: Aggregate = self.app.repository.get(aggregate_id)
-        except BaseException:
-            self.locks.release(aggregate_id)
-            raise
+        aggregate: Aggregate = self.app.repository.get(aggregate_id)
         if not isinstance(aggregate, cls):
-            self.locks.release(aggregate_id)
             raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not {cls.__name__}")
         self.loaded[aggregate_id] = aggregate
         return aggregate
@@ -158,8 +162,9 @@ class UnitOfWork:
         return events, changed
 
     def release(self) -> None:
-        for aggregate_id in list(self.loaded):
+        for aggregate_id in self.held:
             self.locks.release(aggregate_id)
+        self.held.clear()
         self.loaded.clear()
 
 
@@ -177,9 +182,17 @@ class CommandRunner:
             return self._run(command_id, fingerprint(payload), decide)
 
     def _run(self, command_id: UUID, print_: str, decide: Callable[[UnitOfWork], Any]) -> Any:
+        wanted: set[UUID] = set()
+        refreshed = False
         for attempt in range(self.MAX_ATTEMPTS):
+            if attempt:
+                # Back off holding no lock, so the command we collided with can finish.
+                time.sleep(random.uniform(0, 0.002 * attempt))
             uow = UnitOfWork(self.app, self.locks)
             try:
+                # After a lock cycle, take every lock the last attempt wanted, in one global
+                # order, before deciding: the same cycle cannot form again.
+                uow.lock_in_order(wanted)
                 try:
                     result = decide(uow)
                 except DomainError:
@@ -187,7 +200,13 @@ class CommandRunner:
                     earlier = self.committer.find_receipt(command_id)
                     if earlier is not None:
                         return self._replay(earlier.fingerprint, earlier.result, print_)
-                    raise
+                    if refreshed or not uow.loaded:
+                        raise
+                    # The cache may be stale (another process changed these aggregates):
+                    # decide once more on state read from the store before refusing.
+                    refreshed = True
+                    self._evict(uow)
+                    continue
                 events, changed = uow.collect()
                 self.committer.commit(
                     Submission(events, changed, Receipt(command_id, print_, result))
@@ -196,8 +215,8 @@ class CommandRunner:
             except DuplicateCommand as dup:
                 return self._replay(dup.fingerprint, dup.result, print_)
             except (ConcurrencyConflict, LockTimeout):
+                wanted |= uow.wanted
                 self._evict(uow)
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
             finally:
                 uow.release()
         raise ConcurrencyExhausted("too many concurrent changes; try again")

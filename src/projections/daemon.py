@@ -18,6 +18,8 @@ from infra.bootstrap import Core, build_core
 from infra.settings import get_settings
 from projections.framework import ProjectionRunner
 from projections.registry import all_projectors
+from workers.relay import OutboxRelay
+from workers.scheduler import Scheduler
 
 log = logging.getLogger("projections")
 
@@ -28,6 +30,10 @@ class Daemon:
         self.poll_seconds = poll_seconds
         self.runners = [ProjectionRunner(core.app, core.read_pool, p) for p in all_projectors()]
         self.stopping = threading.Event()
+        # Side effects: outbox rows to dramatiq, and the periodic sweeps; both wait quietly
+        # (and the projections go on) while Redis is down.
+        self.relay = OutboxRelay(core.read_pool, core.settings.redis_url)
+        self.scheduler = Scheduler(lambda: self.relay.broker if self.relay.available else None)
 
     def step(self) -> int:
         done = 0
@@ -36,6 +42,8 @@ class Daemon:
         with psycopg.connect(self.core.app_url, autocommit=True) as conn:
             while sealed := seal(conn):
                 done += sealed
+        self.relay.step()
+        self.scheduler.tick()
         return done
 
     def run(self) -> None:
@@ -65,6 +73,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        daemon.relay.close()
         core.close()
 
 

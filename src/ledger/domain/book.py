@@ -8,13 +8,13 @@ any event exists.
 
 from __future__ import annotations
 
-from copy import copy
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from ledger.accounts import held, is_owned
+from ledger.domain import copying
 from ledger.errors import HoldAlreadyExists, InsufficientBalance, InvalidAmount, UnknownHold
 from ledger.journal import JournalEntry, Leg
 
@@ -30,7 +30,7 @@ class Book(Aggregate):
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Book:
         # The repository copies cached aggregates for every command; keep that cheap.
-        clone = copy(self)
+        clone = copying.clone(self)
         clone.balances = dict(self.balances)
         clone.holds = {k: list(v) for k, v in self.holds.items()}
         return clone
@@ -56,6 +56,17 @@ class Book(Aggregate):
                     asset=asset,
                     available=self.balance(account, asset),
                     shortfall=-value,
+                )
+
+    def check_destinations(self, destinations: list[tuple[str, int]]) -> None:
+        """Where a payment or a posted hold sends value: never a negative amount (that would
+        take value instead), never an account another book owns (its owner would not know)."""
+        for account, amount in destinations:
+            if not isinstance(amount, int) or amount < 0:
+                raise InvalidAmount("a destination amount must not be negative", account=account)
+            if is_owned(account) and not self.owns(account):
+                raise InvalidAmount(
+                    "cannot pay into an account another owner holds", account=account
                 )
 
     def _apply(self, entry: JournalEntry) -> None:
@@ -85,6 +96,7 @@ class Book(Aggregate):
     ) -> JournalEntry:
         """Complete a hold: its amount goes to `destinations`, which must add up to it."""
         account, asset, amount, _ = self._hold(hold_id)
+        self.check_destinations(destinations)
         if sum(n for _, n in destinations) != amount:
             raise InvalidAmount("a posted hold must move exactly its amount", amount=amount)
         legs = [(held(account), asset, -amount)] + [(d, asset, n) for d, n in destinations]

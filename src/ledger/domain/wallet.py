@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -9,10 +10,11 @@ from eventsourcing.domain import event
 
 from ledger import accounts as acc
 from ledger.accounts import CNY, PTS
-from ledger.domain.book import Book
+from ledger.domain.loyalty_book import LoyaltyBook
 from ledger.errors import InsufficientBalance, InvalidAmount
 from ledger.ids import from_key
 from ledger.journal import JournalEntry
+from ledger.loyalty import lot_expiry
 
 
 def _positive(amount: int, what: str) -> None:
@@ -20,7 +22,8 @@ def _positive(amount: int, what: str) -> None:
         raise InvalidAmount(f"{what} must be a positive integer", amount=amount)
 
 
-class Wallet(Book):
+class Wallet(LoyaltyBook):
+    # Points lots and commission (pending, available, debt) live in LoyaltyBook.
     @staticmethod
     def create_id(member_id: UUID) -> UUID:
         return from_key("wallet", str(member_id))
@@ -99,6 +102,7 @@ class Wallet(Book):
     ) -> JournalEntry:
         """Spend `amount` from card then bonus; `destinations` say where it goes."""
         _positive(amount, "payment amount")
+        self.check_destinations(destinations)
         if sum(n for _, n in destinations) != amount:
             raise InvalidAmount("destinations must add up to the amount", amount=amount)
         from_card, from_bonus = self.card_split(amount)
@@ -117,12 +121,29 @@ class Wallet(Book):
         self.check(entry)
         self._credited(entry=entry)
 
+    def receive_red_packet(
+        self, entry_id: UUID, amount: int, *, source: str = acc.PLATFORM_MARKETING, **memo: Any
+    ) -> JournalEntry:
+        """A campaign's cash-value gift (M16): card bonus, funded by marketing."""
+        _positive(amount, "red packet")
+        entry = JournalEntry.of(
+            entry_id,
+            "red_packet",
+            [(source, CNY, -amount), (acc.member_card_bonus(self.member_id), CNY, amount)],
+            **memo,
+        )
+        self._red_packet_received(entry=entry)
+        return entry
+
     # -- points -----------------------------------------------------------------------------
 
     def earn_points(
         self, entry_id: UUID, points: int, *, kind: str = "points_earned", **memo: Any
     ) -> JournalEntry:
         _positive(points, "points")
+        # Each earning is a lot; the caller's rules say when it expires (default: 12 months).
+        memo.setdefault("expires_on", lot_expiry(datetime.now(UTC)).isoformat())
+        memo["expires_on"] = str(memo["expires_on"])
         entry = JournalEntry.of(
             entry_id,
             kind,
@@ -158,6 +179,10 @@ class Wallet(Book):
 
     @event("Credited")
     def _credited(self, entry: JournalEntry) -> None:
+        self._apply(entry)
+
+    @event("RedPacketReceived")
+    def _red_packet_received(self, entry: JournalEntry) -> None:
         self._apply(entry)
 
     @event("PointsEarned")

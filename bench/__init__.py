@@ -1,0 +1,1 @@
+"""Throughput benchmarks of the write path: `make bench` runs `python -m bench.run`."""

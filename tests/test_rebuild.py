@@ -1,0 +1,201 @@
+"""Runners and rebuilds under fire: a runner or a rebuild killed mid-batch (SIGKILL) and
+restarted applies no event twice and skips none; a rebuild while commands keep coming loses
+nothing; the swap leaves the live runner going on from the shadow's position."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from uuid import uuid4
+
+import psycopg
+import pytest
+from bench.rebuild import generate
+
+from audit.replay import replay_balances
+from ledger import accounts as acc
+from projections.framework import ProjectionRunner
+from projections.journal import JournalProjector
+from projections.rebuild import NotRebuildable, RebuildBusy, rebuild, rebuildable
+from rebuild_support import fresh_rebuild_differences, project_live, tracking
+from support import nonzero, read_balances
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def head(core) -> int:
+    with psycopg.connect(core.owner_url) as conn:
+        return int(conn.execute("SELECT max(notification_id) FROM ledger_events").fetchone()[0])
+
+
+def start(script: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"finished before the kill: {proc.stderr.read()}")  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("never got going")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def history(fresh_core):
+    generate(fresh_core, 3_000)
+    return fresh_core
+
+
+def test_a_runner_killed_mid_batch_resumes_without_applying_twice_or_skipping(history) -> None:
+    core = history
+    top = head(core)
+    proc = start(
+        f"""
+        from infra.bootstrap import build_core
+        from infra.settings import Settings
+        from projections.framework import ProjectionRunner
+        from projections.journal import JournalProjector
+        core = build_core(Settings(environment="test"), {core.owner_url!r}, migrate=False,
+                          group_commit=False)
+        ProjectionRunner(core.app, core.read_pool, JournalProjector(), page_size=50
+                         ).run_until_caught_up()
+        """
+    )
+    kill_when(proc, lambda: tracking(core).get("journal", 0) > 0)
+    stopped_at = tracking(core)["journal"]
+    assert 0 < stopped_at < top, "the kill came after the runner had finished"
+    ProjectionRunner(core.app, core.read_pool, JournalProjector()).run_until_caught_up()
+    assert nonzero(read_balances(core)) == nonzero(replay_balances(core.app))
+    with psycopg.connect(core.owner_url) as conn:
+        lines, entries = conn.execute(
+            "SELECT count(*), count(DISTINCT entry_id) FROM read.journal_lines"
+        ).fetchone()
+    expected = [
+        len(e.entry.legs)
+        for n in core.app.recorder.select_notifications(start=1, limit=10**6)
+        if (e := core.app.mapper.to_domain_event(n)) and getattr(e, "entry", None)
+    ]
+    assert (lines, entries) == (sum(expected), len(expected))
+
+
+def test_a_rebuild_killed_mid_bulk_resumes_from_its_shadow(history) -> None:
+    core = history
+    project_live(core)
+    top = head(core)
+    proc = start(
+        f"""
+        from infra.bootstrap import build_core
+        from infra.settings import Settings
+        from projections.rebuild import rebuild
+        core = build_core(Settings(environment="test"), {core.owner_url!r}, migrate=False,
+                          group_commit=False)
+        rebuild(core, {core.owner_url!r}, lanes=0, page=100, progress=False, fresh=True)
+        """
+    )
+
+    def started() -> bool:
+        try:
+            return any(p > 0 for p in tracking(core, "read_shadow").values())
+        except psycopg.errors.UndefinedTable:
+            return False
+
+    kill_when(proc, started)
+    shadow = tracking(core, "read_shadow")
+    assert min(shadow.values()) < top, "the kill came after the bulk phase"
+    result = rebuild(core, core.owner_url, lanes=0, progress=False)  # resumes
+    assert result.events_read <= top - min(shadow.values())
+    after = tracking(core)
+    assert all(after[name] == top for name in result.projectors)
+    assert fresh_rebuild_differences(core) == {}
+    assert nonzero(read_balances(core)) == nonzero(replay_balances(core.app))
+
+
+def test_a_rebuild_during_live_writes_loses_nothing(history) -> None:
+    core = history
+    project_live(core)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    members = [uuid4() for _ in range(4)]
+    station = acc.station_income(uuid4())
+
+    def write() -> None:
+        i = 0
+        try:
+            while not stop.is_set():
+                m = members[i % len(members)]
+                core.wallets.top_up(key=f"w{m}{i}", member_id=m, amount=500, bonus=10)
+                core.wallets.pay_with_card(
+                    key=f"p{m}{i}", member_id=m, amount=300, destinations=[(station, 300)]
+                )
+                i += 1
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    def follow() -> None:
+        try:
+            while not stop.is_set():
+                project_live(core, page_size=50)
+                time.sleep(0.01)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=write), threading.Thread(target=follow)]
+    for t in threads:
+        t.start()
+    try:
+        before = head(core)
+        result = rebuild(
+            core, core.owner_url, lanes=0, page=500, progress=False, fresh=True,
+            on_bulk_done=lambda: time.sleep(0.5),
+        )  # fmt: skip
+        assert head(core) > before, "no write landed during the rebuild"
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    project_live(core)
+    assert set(result.projectors) == {p.name for p in rebuildable()}
+    assert nonzero(read_balances(core)) == nonzero(replay_balances(core.app))
+    assert fresh_rebuild_differences(core) == {}
+
+
+def test_one_rebuild_at_a_time_and_only_schema_aware_projectors(core) -> None:
+    with pytest.raises(NotRebuildable):
+        rebuildable(["outbox"])
+    with psycopg.connect(core.owner_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(7263005)")
+        with pytest.raises(RebuildBusy):
+            rebuild(core, core.owner_url, ["stations"], lanes=0, progress=False, lock_wait=0.5)
+        conn.execute("SELECT pg_advisory_unlock(7263005)")
+
+
+def test_the_journal_refuses_an_unbalanced_entry_in_the_shadow_too(fresh_core) -> None:
+    core = fresh_core
+    core.wallets.top_up(key="k", member_id=uuid4(), amount=100)
+    rebuild(core, core.owner_url, ["journal"], lanes=0, progress=False, swap=False)
+    for schema in ("read", "read_shadow"):
+        with psycopg.connect(core.owner_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(
+                f"INSERT INTO {schema}.journal_lines (position, entry_id, leg, account, asset, "
+                "amount, kind, occurred_at) VALUES (1, %(e)s, 0, 'a', 'CNY', 5, 'x', now()), "
+                "(1, %(e)s, 1, 'b', 'CNY', -4, 'x', now())",
+                {"e": uuid4()},
+            )
