@@ -16,7 +16,7 @@ import time
 from importlib.metadata import version
 from uuid import UUID, uuid4
 
-from bench import naive, nearby, ours, raw
+from bench import http_payments, naive, nearby, ours, raw
 from bench import rebuild as rebuild_bench
 from bench.cpu import backend_cpu_probe
 from bench.database import Target, scratch_database, server_facts
@@ -150,6 +150,7 @@ def main() -> int:
             core.close()
         bench_raw(report, target.url, state_bytes)
         nearby.run(report, target.url)
+        http_payments.run(report, target.url)
         rebuild_bench.run(report, target.url)  # BENCH_REBUILD_EVENTS, default 1,000,000
     for threads in ("1_thread", "8_threads", "32_threads"):
         report.ratio(f"ours.{threads}/{BASELINE}", f"ours.{threads}", BASELINE)
