@@ -76,11 +76,11 @@ class AggregateLocks:
         self._guard = threading.Lock()
         self._locks: dict[UUID, list[Any]] = {}  # id -> [lock, users]
 
-    def acquire(self, aggregate_id: UUID, timeout: float) -> bool:
+    def acquire(self, aggregate_id: UUID, timeout_ms: int) -> bool:
         with self._guard:
             slot = self._locks.setdefault(aggregate_id, [threading.Lock(), 0])
             slot[1] += 1
-        if slot[0].acquire(timeout=timeout):
+        if slot[0].acquire(timeout=timeout_ms / 1000):
             return True
         self._forget(aggregate_id)
         return False
@@ -107,23 +107,25 @@ class LockTimeout(Exception):
 class UnitOfWork:
     app: Application[UUID]
     locks: AggregateLocks
-    lock_timeout: float = 2.0
+    lock_timeout_ms: int = 2_000
     loaded: dict[UUID, Aggregate] = field(default_factory=dict)
     held: set[UUID] = field(default_factory=set)
     wanted: set[UUID] = field(default_factory=set)
+    # A read that saves nothing (a quote) need not wait behind the commands writing.
+    locking: bool = True
 
-    def _lock(self, aggregate_id: UUID, timeout: float | None = None) -> None:
+    def _lock(self, aggregate_id: UUID, timeout_ms: int | None = None) -> None:
         self.wanted.add(aggregate_id)
-        if aggregate_id in self.held:
+        if aggregate_id in self.held or not self.locking:
             return
-        if not self.locks.acquire(aggregate_id, timeout or self.lock_timeout):
+        if not self.locks.acquire(aggregate_id, timeout_ms or self.lock_timeout_ms):
             raise LockTimeout(aggregate_id)
         self.held.add(aggregate_id)
 
-    def lock_in_order(self, ids: set[UUID], timeout: float = 30.0) -> None:
+    def lock_in_order(self, ids: set[UUID], timeout_ms: int = 30_000) -> None:
         """Take these locks in one global order; two commands doing so never deadlock."""
         for aggregate_id in sorted(ids, key=lambda u: u.bytes):
-            self._lock(aggregate_id, timeout)
+            self._lock(aggregate_id, timeout_ms)
 
     def get(self, cls: type[A], aggregate_id: UUID) -> A:
         if aggregate_id in self.loaded:
@@ -187,7 +189,7 @@ class CommandRunner:
         for attempt in range(self.MAX_ATTEMPTS):
             if attempt:
                 # Back off holding no lock, so the command we collided with can finish.
-                time.sleep(random.uniform(0, 0.002 * attempt))
+                time.sleep(random.randint(0, 2 * attempt) / 1000)
             uow = UnitOfWork(self.app, self.locks)
             try:
                 # After a lock cycle, take every lock the last attempt wanted, in one global

@@ -1,8 +1,8 @@
 """Every rounding rule of the platform, in integers only.
 
 Units: money in fen (CNY 0.01), points in whole points, fuel in millilitres, fuel prices in
-fen per litre, rates in basis points (1 bp = 1/10000). No float is ever used: a float cannot
-hold 0.1 exactly, so it has no place near money.
+fen per litre, rates in basis points (1 bp = 1/10000). Only integers: a binary fraction cannot hold
+0.1 exactly, so it has no place near money.
 
 Rules (which way each rounding goes, and why):
 - litres bought: rounded DOWN to the millilitre, so the pump never delivers fuel not paid for.

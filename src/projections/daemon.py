@@ -39,7 +39,8 @@ class Daemon:
         done = 0
         for runner in self.runners:
             done += runner.run_until_caught_up()
-        with psycopg.connect(self.core.app_url, autocommit=True) as conn:
+        # A pooled connection: a step runs on every NOTIFY, too often to connect each time.
+        with self.core.read_pool.connection() as conn:
             while sealed := seal(conn):
                 done += sealed
         self.relay.step()

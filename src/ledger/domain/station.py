@@ -2,7 +2,7 @@
 
 Coordinates are integer micro-degrees (GCJ-02, what the map apps of the mini-program expect),
 the rating is in tenths of a star, prices are in fen per litre and the platform's settlement
-rate in basis points: no float ever enters an event.
+rate in basis points: only integers enter an event.
 
 Rules are checked in the public methods, before any event exists; the event methods only
 record, so tightening a rule later never stops an old log from replaying.

@@ -24,6 +24,7 @@ from ledger.errors import Forbidden, InvalidAmount, NotFound, OrderNotPayable
 from ledger.ids import child, from_key
 from ledger.journal import JournalEntry
 from ledger.loyalty import PointsRules
+from ledger.money import prorate
 from ledger.pricing import CouponOffer, Quote, quote
 from ledger.services.mall import apply_mall_payment, mall_payment_outcome
 from ledger.services.order_listeners import OrderListener
@@ -129,7 +130,7 @@ class FuelOrderService:
         coupon_id: str | None = None,
         points: int = 0,
     ) -> dict[str, Any]:
-        uow = UnitOfWork(self.runner.app, self.runner.locks)
+        uow = UnitOfWork(self.runner.app, self.runner.locks, locking=False)
         try:
             _, q = self._quote(
                 uow, member_id, station_id, grade, nozzle, amount_fen, coupon_id, points
@@ -638,8 +639,6 @@ def _top_up_outcome(top_up: TopUp, provider: str, amount_fen: int) -> tuple[str,
 
 
 def _prorate(total: int, part: int, whole: int) -> int:
-    from ledger.money import prorate
-
     return prorate(total, part, whole) if whole else 0
 
 
