@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST := $(PY) -m pytest
 
-.PHONY: install run test lint typecheck unit bench soak proof clean
+.PHONY: install run test lint typecheck unit bench bench-quick soak proof clean
 
 install: $(STAMP)
 
@@ -29,14 +29,26 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# wrk (the HTTP load generator) is installed with apt-get by the bench when missing.
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+bench-quick: $(STAMP)
+	BENCH_SCALE=quick $(PY) -m bench.run
 
 soak: $(STAMP)
 	LEDGER_HYPOTHESIS_EXAMPLES=10000 $(PYTEST) -m soak -p no:randomly tests
 
+# The evidence, each test printing its figure line (-s): every proof in tests/proof at full
+# scale, then the stateful hypothesis tests at 10,000 sequences. `make test` runs the same
+# proofs at ci scale. Each step is bounded by PROOF_TIMEOUT seconds.
+PROOF_TIMEOUT ?= 7200
+PROOF_HYPOTHESIS := tests/test_wallet_stateful.py tests/test_distribution_stateful.py \
+	tests/test_refund_properties.py tests/test_coupons.py tests/test_read_models.py
 proof: $(STAMP)
-	LEDGER_HYPOTHESIS_EXAMPLES=10000 $(PYTEST) tests
+	PROOF_SCALE=full timeout -k 30 $(PROOF_TIMEOUT) $(PYTEST) -p no:randomly -s tests/proof
+	LEDGER_HYPOTHESIS_EXAMPLES=10000 timeout -k 30 $(PROOF_TIMEOUT) \
+		$(PYTEST) -p no:randomly -s $(PROOF_HYPOTHESIS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

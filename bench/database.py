@@ -25,10 +25,12 @@ def server_url() -> str | None:
 
 
 @contextmanager
-def scratch_database() -> Iterator[Target]:
+def scratch_database(tag: str = "") -> Iterator[Target]:
+    """`tag` tells apart the databases one run makes at once (`make bench` keeps the HTTP
+    and projection-lag figures off the log the write-path benches filled)."""
     url = server_url()
     if url:
-        with _scratch_on(url) as scratch:
+        with _scratch_on(url, tag) as scratch:
             yield Target(scratch, "server")
         return
     from infra.embedded import start_postgres
@@ -41,8 +43,8 @@ def scratch_database() -> Iterator[Target]:
 
 
 @contextmanager
-def _scratch_on(url: str) -> Iterator[str]:
-    name = f"ledger_bench_{os.getpid()}"
+def _scratch_on(url: str, tag: str = "") -> Iterator[str]:
+    name = f"ledger_bench_{os.getpid()}" + (f"_{tag}" if tag else "")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SQL("DROP DATABASE IF EXISTS {0} WITH (FORCE)").format(Identifier(name)))
         conn.execute(SQL("CREATE DATABASE {0}").format(Identifier(name)))

@@ -1,176 +1,230 @@
-"""HTTP card payments/s through a real uvicorn process, against an empty POST on the same
-server in the same run (issue goal: >= 0.45x the empty POST, p99 <= 50 ms at 32 connections).
+"""HTTP card payments/s through real uvicorn processes, against an empty POST on the same
+server in the same run (issue goal: >= 0.45x the empty POST, p99 <= 50 ms at 32
+connections), with one worker and with two; the read endpoints at 200/s; the API's
+resident memory under that load (goal <= 300 MB).
 
-Orders are created beforehand in-process; the timed requests are `POST /v1/orders/{id}/pay`
-with method card, each from its own member token, 32 connections at once.
+The load generator is wrk (bench/wrk.py), one thread with 32 connections, leaving the other
+core to the server. Every payment is `POST /v1/orders/{id}/pay {"method": "card"}` on an
+order of its own, from its member's token; the orders are created beforehand through the
+service layer (many threads, group commit, hundreds of stations so that no station's lock
+serialises them), enough for the rate the box can reach.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
+import random
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
-
 from api.auth import MEMBER_SCOPE, issue_access_token
+from bench import nearby, procs, read_latency, scale, wrk
+from bench.cpu import backend_cpu_probe
+from bench.read_latency import Get
 from bench.report import Report
-from infra.bootstrap import build_core
+from bench.server import ApiServer
+from infra.bootstrap import Core, build_core
 from infra.settings import Settings
-from ledger.services.station_catalog import StationCatalogService
+from projections.framework import ProjectionRunner
+from projections.registry import by_name
 
 CONNECTIONS = 32
-SRC = Path(__file__).resolve().parents[1] / "src"
+SECONDS = scale.seconds(10.0, least=4.0)
+READ_SECONDS = scale.seconds(10.0, least=4.0)
+STATIONS = scale.count(500, 100)
+ORDERS_PER_MEMBER = 4  # a member's orders are CONNECTIONS apart or more in the stream
+RATE_CAP = 1500  # payments/s the first stock is made for; past it, requests repeat (reported)
+WARM_ORDERS = 200
+GOAL_RATIO = 0.45
+GOAL_P99_MS = 50.0
+GOAL_RSS_MB = 300.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
-def _prepare(url: str, settings: Settings, orders: int) -> list[tuple[str, str]]:
-    core = build_core(settings, url)
-    try:
-        catalog = StationCatalogService(core.runner)
-        code = f"BENCH-{uuid4().hex[:8]}"
-        station = UUID(
-            catalog.register(
-                code=code,
-                name="Bench",
-                address="1 Road",
-                phone="+8610000000",
-                lat_e6=30_600_000,
-                lng_e6=104_000_000,
-                settlement_rate_bps=100,
-            )["station_id"]
+@dataclass
+class Stock:
+    """Unpaid orders, each with its member's access token."""
+
+    orders: list[tuple[str, str]]  # (order id, token)
+    members: list[tuple[UUID, str]]  # (member id, token)
+
+    def requests(self) -> list[tuple[str, str, str | None, str | None]]:
+        body = '{"method": "card"}'
+        return [("POST", f"/v1/orders/{o}/pay", t, body) for o, t in self.orders]
+
+
+def make_orders(core: Core, settings: Settings, stations: list[UUID], count: int) -> Stock:
+    members = [uuid4() for _ in range(max(1, count // ORDERS_PER_MEMBER))]
+
+    def fund(member: UUID) -> None:
+        core.wallets.top_up(key=f"bench-http-{member}", member_id=member, amount=1_000_000)
+
+    def order(i: int) -> str:
+        created = core.orders.create(
+            member_id=members[i % len(members)],
+            key=f"bench-http-{i}",
+            station_id=stations[i % len(stations)],
+            grade="92#",
+            nozzle=1,
+            amount_fen=5_000,
         )
-        catalog.configure_grade(station, "92#", [1])
-        catalog.change_price(station, "92#", 789, "bench", key=code)
-        work = []
-        for i in range(orders):
-            member = uuid4()
-            core.wallets.top_up(key=f"{member}", member_id=member, amount=100_000)
-            order = core.orders.create(
-                member_id=member,
-                key=f"o{i}",
-                station_id=station,
-                grade="92#",
-                nozzle=1,
-                amount_fen=5_000,
+        return str(created["order_id"])
+
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(fund, members))
+        ids = list(pool.map(order, range(count)))
+    tokens = [issue_access_token(settings, m, "member", MEMBER_SCOPE)[0] for m in members]
+    return Stock(
+        orders=[(o, tokens[i % len(members)]) for i, o in enumerate(ids)],
+        members=list(zip(members, tokens, strict=True)),
+    )
+
+
+def project(core: Core, names: tuple[str, ...]) -> None:
+    for name in names:
+        ProjectionRunner(core.app, core.read_pool, by_name(name)).run_until_caught_up()
+
+
+@dataclass(frozen=True)
+class Measured:
+    result: wrk.WrkResult
+    server_cpu_ms: float  # CPU of the server's processes per request
+    pg_cpu_ms: float | None  # CPU of the database's backends per request (local server)
+
+    def row(self) -> dict[str, Any]:
+        pg = None if self.pg_cpu_ms is None else round(self.pg_cpu_ms, 3)
+        return {
+            **self.result.summary(),
+            "server_cpu_ms_per_request": round(self.server_cpu_ms, 3),
+            "pg_cpu_ms_per_request": pg,
+            "connections": CONNECTIONS,
+            "loadavg_1m": procs.loadavg(),
+        }
+
+
+def measure(wrk_path: str, server: ApiServer, requests_file: Path, seconds: float) -> Measured:
+    pg = backend_cpu_probe(server.url)
+    before, pg_before = server.cpu_seconds(), pg() if pg else 0.0
+    result = wrk.run(wrk_path, server.base, requests_file, connections=CONNECTIONS, seconds=seconds)
+    cpu, pg_cpu = server.cpu_seconds() - before, (pg() - pg_before) if pg else None
+    per = 1000 / max(1, result.requests)
+    return Measured(result, cpu * per, None if pg_cpu is None else pg_cpu * per)
+
+
+def read_endpoints(settings: Settings, stock: Stock, stations: list[UUID]) -> dict[str, list[Get]]:
+    rng = random.Random(5)
+    spots = nearby.points(500, seed=23)
+    partners = [
+        (s, issue_access_token(settings, uuid4(), "partner", (f"station:{s}",))[0])
+        for s in stations[:50]
+    ]
+    return {
+        "member_orders": [Get("/v1/orders", {}, token) for _, token in stock.members[:500]],
+        "stations_nearby": [
+            Get(
+                "/v1/stations/nearby",
+                {"lat": f"{lat / 1e6:.6f}", "lng": f"{lng / 1e6:.6f}", "radius_km": "10"},
+                None,
             )
-            token, _ = issue_access_token(settings, member, "member", MEMBER_SCOPE)
-            work.append((order["order_id"], token))
-        return work
-    finally:
-        core.close()
+            for lat, lng in spots
+        ],
+        "partner_station_orders": [
+            Get(f"/v1/partner/stations/{s}/orders", {"limit": "50"}, token)
+            for s, token in rng.sample(partners, len(partners))
+        ],
+    }
 
 
-async def _load(
-    base: str, requests: list[tuple[str, dict[str, str], dict]]
-) -> tuple[float, list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue = asyncio.Queue()
-    for item in requests:
-        queue.put_nowait(item)
-    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while not queue.empty():
-                path, headers, body = queue.get_nowait()
-                began = time.perf_counter()
-                response = await client.post(path, headers=headers, json=body)
-                latencies.append(time.perf_counter() - began)
-                if response.status_code != 200:
-                    errors += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-        took = time.perf_counter() - began
-    return len(requests) / took, sorted(latencies), errors
+def add_pair(report: Report, suffix: str, empty: Measured, pay: Measured) -> float:
+    report.add(f"http.empty_post{suffix}", round(empty.result.rate, 1), "requests/s", **empty.row())
+    report.add(f"http.card_payment{suffix}", round(pay.result.rate, 1), "payments/s", **pay.row())
+    ratio = report.ratio(
+        f"http.card_payment_vs_empty_post{suffix}",
+        f"http.card_payment{suffix}",
+        f"http.empty_post{suffix}",
+    )
+    for name, m in (("empty POST", empty), ("card payment", pay)):
+        r = m.result
+        log(
+            f"  {name}{suffix}: {r.rate:,.0f}/s p50 {r.p50_ms:.1f} ms p99 {r.p99_ms:.1f} ms, "
+            f"CPU a request: server {m.server_cpu_ms:.2f} ms, PostgreSQL "
+            f"{m.pg_cpu_ms or 0:.2f} ms; errors {r.errors}, "
+            f"repeats {r.repeats}"
+        )
+    log(f"  card payment / empty POST{suffix}: {ratio}x (goal >= {GOAL_RATIO}x)")
+    if pay.result.repeats:
+        log(f"  WARNING: {pay.result.repeats} payments repeated an order (too few orders)")
+    return ratio or 0.0
 
 
-def _p(latencies: list[float], q: float) -> float:
-    return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+def serve_and_measure(
+    report: Report,
+    wrk_path: str,
+    url: str,
+    data: Path,
+    workers: int,
+    stock: Stock,
+    reads: dict[str, list[Get]] | None,
+) -> tuple[Measured, Measured, procs.RssSampler]:
+    files = Path(tempfile.mkdtemp(prefix="ledger-bench-wrk-"))
+    empty_file = wrk.write_requests(files / "empty.txt", [("POST", "/bench/empty", None, None)])
+    requests = stock.requests()
+    warm_file = wrk.write_requests(files / "warm.txt", requests[:WARM_ORDERS])
+    pay_file = wrk.write_requests(files / "pay.txt", requests[WARM_ORDERS:])
+    with ApiServer(url, data, workers=workers) as server, procs.RssSampler(server.pid) as rss:
+        log(f"http: uvicorn with {workers} worker(s) on {server.base}")
+        wrk.run(wrk_path, server.base, empty_file, connections=CONNECTIONS, seconds=2)
+        wrk.run(wrk_path, server.base, warm_file, connections=CONNECTIONS, seconds=1)
+        if reads:
+            read_latency.sequential(report, server.base, scale.count(2_000, 500))
+            read_latency.run(report, server.base, reads, READ_SECONDS)
+        empty = measure(wrk_path, server, empty_file, SECONDS)
+        pay = measure(wrk_path, server, pay_file, SECONDS)
+        rss.sample()
+    return empty, pay, rss
 
 
-def run(report: Report, url: str, orders: int = 3000) -> None:
+def run(report: Report, url: str) -> None:
+    wrk_path, why = wrk.ensure_wrk()
+    if wrk_path is None:
+        log(f"http: SKIPPED ({why})")
+        report.skip("http", why)
+        return
     data = Path(tempfile.mkdtemp(prefix="ledger-bench-http-"))
     settings = Settings(environment="test", data_dir=data)
-    work = _prepare(url, settings, orders)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DATA_DIR": str(data),
-        "ENVIRONMENT": "test",
-        "PYTHONPATH": os.pathsep.join([str(SRC), str(SRC.parent)]),
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.http_app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+    core = build_core(settings, url)
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        empty = [("/bench/empty", {}, {}) for _ in range(len(work))]
-        pays = [
-            (f"/v1/orders/{o}/pay", {"Authorization": f"Bearer {t}"}, {"method": "card"})
-            for o, t in work
-        ]
-        asyncio.run(_load(base, empty[:300]))  # warm up both paths
-        e_rate, e_lat, e_err = asyncio.run(_load(base, empty))
-        p_rate, p_lat, p_err = asyncio.run(_load(base, pays))
+        began = time.perf_counter()
+        stations = nearby.register_stations(core, STATIONS)
+        first = make_orders(core, settings, stations, int(RATE_CAP * SECONDS) + WARM_ORDERS)
+        project(core, ("stations", "orders"))
+        log(
+            f"http: {STATIONS} stations, {len(first.orders):,} orders and their members made"
+            f" and projected in {time.perf_counter() - began:.0f} s"
+        )
+        reads = read_endpoints(settings, first, stations)
+        empty, pay, rss = serve_and_measure(report, wrk_path, url, data, 1, first, reads)
+        add_pair(report, "", empty, pay)
+        add_rss(report, "", rss)
+        # Two workers: each has its own group committer, so batches are half as full.
+        wanted = int(max(RATE_CAP, 2.5 * pay.result.rate) * SECONDS) + WARM_ORDERS
+        second = make_orders(core, settings, stations, wanted)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-    report.add(
-        "http.empty_post",
-        round(e_rate, 1),
-        "requests/s",
-        p50_ms=round(_p(e_lat, 0.5), 2),
-        p99_ms=round(_p(e_lat, 0.99), 2),
-        errors=e_err,
-        connections=CONNECTIONS,
-    )
-    report.add(
-        "http.card_payment",
-        round(p_rate, 1),
-        "payments/s",
-        p50_ms=round(_p(p_lat, 0.5), 2),
-        p99_ms=round(_p(p_lat, 0.99), 2),
-        errors=p_err,
-        connections=CONNECTIONS,
-    )
-    report.ratio("http.card_payment_vs_empty_post", "http.card_payment", "http.empty_post")
-    print(
-        f"http: empty POST {e_rate:,.0f}/s p99 {_p(e_lat, 0.99):.1f} ms; card payment "
-        f"{p_rate:,.0f}/s p99 {_p(p_lat, 0.99):.1f} ms ({p_rate / e_rate:.2f}x), errors {p_err}",
-        file=sys.stderr,
-        flush=True,
-    )
+        core.close()
+    empty, pay, rss = serve_and_measure(report, wrk_path, url, data, 2, second, None)
+    add_pair(report, ".2_workers", empty, pay)
+    add_rss(report, ".2_workers", rss)
+
+
+def add_rss(report: Report, suffix: str, rss: procs.RssSampler) -> None:
+    peak, total = rss.peak_process / 1e6, rss.peak_total / 1e6
+    report.add(f"http.api_rss_peak{suffix}", round(peak, 1), "MB", tree_total_mb=round(total, 1))
+    log(f"  API resident memory{suffix}: peak {peak:.0f} MB a process, {total:.0f} MB in all")

@@ -9,7 +9,6 @@ lng_e6). Last, the HTTP endpoint through TestClient.
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
@@ -20,6 +19,7 @@ from uuid import UUID
 
 import psycopg
 
+from bench import scale
 from bench.report import Report
 from infra.bootstrap import Core, build_core
 from infra.settings import Settings
@@ -27,10 +27,9 @@ from projections import station_queries as q
 from projections.framework import ProjectionRunner
 from projections.stations import StationsProjector
 
-SCALE = float(os.environ.get("BENCH_SCALE", "1"))
-STATIONS = max(500, int(5_000 * SCALE))
-QUERIES = max(200, int(2_000 * SCALE))
-HTTP_REQUESTS = max(100, int(500 * SCALE))
+STATIONS = scale.count(5_000, 500)
+QUERIES = scale.count(2_000, 200)
+HTTP_REQUESTS = scale.count(500, 100)
 # Around Chengdu: 1.8 degrees of latitude by 2.1 of longitude, about 200 km by 200 km.
 LAT_E6 = (29_800_000, 31_600_000)
 LNG_E6 = (103_000_000, 105_100_000)

@@ -19,6 +19,7 @@ from typing import Any
 
 RESULTS = Path(__file__).with_name("results.json")
 SCHEMA = 1
+WRITE_PATH = ("naive", "ours", "raw")  # the rows the baseline column compares
 
 
 def _now() -> str:
@@ -31,9 +32,13 @@ class Report:
         self.machine: dict[str, Any] = {}
         self.results: dict[str, dict[str, Any]] = {}
         self.ratios: dict[str, dict[str, Any]] = {}
+        self.skipped: dict[str, str] = {}  # section -> why it did not run
 
     def add(self, name: str, value: float, unit: str, **extra: Any) -> None:
         self.results[name] = {"value": value, "unit": unit, "at": _now(), **extra}
+
+    def skip(self, section: str, why: str) -> None:
+        self.skipped[section] = why
 
     def ratio(self, name: str, of: str, vs: str) -> float | None:
         """value(of) / value(vs), recorded under `name`; None if either row is missing."""
@@ -61,8 +66,8 @@ class Report:
         return self.path
 
     def markdown(self, baseline: str) -> str:
-        """One line per row of this run, with its ratio to `baseline` for every rate (a naive
-        command writes one event row, so commands/s and rows/s compare)."""
+        """One line per row of this run, with its ratio to `baseline` for the write-path rows
+        (a naive command writes one event row, so commands/s and rows/s compare)."""
         base = self.results.get(baseline)
         lines = [
             "| benchmark | value | unit | p50 ms | p99 ms | avg batch | py cores | pg cores"
@@ -71,7 +76,7 @@ class Report:
         ]
         for name, row in self.results.items():
             vs = ""
-            if base and base["value"] and row["unit"].endswith("/s"):
+            if base and base["value"] and name.split(".")[0] in WRITE_PATH:
                 vs = f"{row['value'] / base['value']:.2f}x"
             lines.append(
                 f"| {name} | {row['value']:,.0f} | {row['unit']} | {_cell(row.get('p50_ms'))}"

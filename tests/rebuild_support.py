@@ -40,10 +40,18 @@ def differences(core: Core, names: tuple[str, ...] = ()) -> dict[str, tuple[int,
     return found
 
 
-def fresh_rebuild_differences(core: Core, names: tuple[str, ...] = ()) -> dict:
+def fresh_rebuild_differences(
+    core: Core, names: tuple[str, ...] = (), page: int | None = None
+) -> dict:
     """Rebuild into the shadow from nothing (in this process), without swapping, and compare
-    with the live tables."""
-    rebuild(core, core.owner_url, names, lanes=0, fresh=True, progress=False, swap=False)
+    with the live tables. The bulk phase reads the log in windows of `page` positions (and
+    writes every few windows); by default a small share of the log, so that rows and sums
+    carry over windows and over checkpoints."""
+    if page is None:
+        with psycopg.connect(core.owner_url) as conn:
+            head = conn.execute("SELECT coalesce(max(notification_id), 0) FROM ledger_events")
+            page = max(1, int(head.fetchone()[0]) // 11)  # type: ignore[index]
+    rebuild(core, core.owner_url, names, lanes=0, fresh=True, progress=False, swap=False, page=page)
     return differences(core, names)
 
 

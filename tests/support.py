@@ -5,11 +5,14 @@ from __future__ import annotations
 from infra.bootstrap import Core
 from projections.framework import ProjectionRunner
 from projections.registry import all_projectors
+from projections.together import run_together_until_caught_up
 
 
 def project(core: Core) -> None:
-    for projector in all_projectors():
-        ProjectionRunner(core.app, core.read_pool, projector).run_until_caught_up()
+    """Catch every projector up the way the daemon does (one page read for all of them)."""
+    run_together_until_caught_up(
+        [ProjectionRunner(core.app, core.read_pool, p) for p in all_projectors()]
+    )
 
 
 def read_balances(core: Core, owner: str | None = None) -> dict[tuple[str, str], int]:

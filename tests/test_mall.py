@@ -331,3 +331,19 @@ def test_the_read_models_equal_a_fresh_replay(core) -> None:
     for projector in projectors:
         ProjectionRunner(core.app, core.read_pool, projector).run_until_caught_up()
     assert snapshot() == before
+
+
+def test_a_member_without_wechat_is_refused_the_cash_part_before_any_hold(
+    core, world: World
+) -> None:
+    goods_id = stock_goods(world, points=500, cash=1_990, stock=2)
+    m = UUID(core.members.alipay_sign_in(f"2088{uuid4().int % 10**12:012d}")["member_id"])
+    core.wallets.earn_points(key=f"{m}-e", member_id=m, points=800)
+    refused = world.api.post(
+        "/v1/mall/orders",
+        headers={**world.auth(m, "member"), "Idempotency-Key": "cash-alipay-only"},
+        json={"goods_id": goods_id, "delivery": "pickup"},
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "wechat_account_required"
+    assert points_of(core, m) == {(acc.member_points(m), "PTS"): 800}

@@ -305,7 +305,8 @@ def test_a_claim_is_exclusive_until_it_is_stale(ocore, world) -> None:
             "INSERT INTO read.side_effects (event_id, actor) VALUES (%s, 'station_broadcast')",
             (event_id,),
         )
-    assert effects.station_broadcast(world.ctx, event_id=event_id, **args) is False  # in hand
+    with pytest.raises(effects.HeldElsewhere):  # in hand: retried later, never dropped
+        effects.station_broadcast(world.ctx, event_id=event_id, **args)
     with ocore.read_pool.connection() as conn:
         conn.execute(
             "UPDATE read.side_effects SET started_at = now() - interval '2 minutes' "

@@ -70,6 +70,16 @@ def sign_in(j: Journey) -> tuple[str, dict[str, str]]:
     return tokens["member"]["id"], {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
+def sign_in_with_alipay(j: Journey) -> tuple[str, str, dict[str, str]]:
+    """An Alipay mini-program sign-in: (member id, Alipay user id, auth header)."""
+    minted = j.sims.alipay.mint_auth_code()
+    answer = j.api.post("/v1/auth/alipay-login", json={"auth_code": minted["code"]})
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    return tokens["member"]["id"], str(minted["user_id"]), auth
+
+
 def new_order(j: Journey, core, auth: dict[str, str], amount: int = 20_000) -> dict[str, Any]:
     station = make_station(core)
     body = {"station_id": str(station), "grade": "92#", "nozzle": 1, "amount_fen": amount}
@@ -162,7 +172,7 @@ def test_wrong_amount_is_flagged_not_accepted(core, journey) -> None:
 
 def test_alipay_success_and_finished_are_one_payment(core, journey) -> None:
     j = journey
-    _, auth = sign_in(j)
+    _, user_id, auth = sign_in_with_alipay(j)
     project(core)
     order = new_order(j, core, auth, amount=8_800)
     paying = j.api.post(
@@ -170,6 +180,8 @@ def test_alipay_success_and_finished_are_one_payment(core, journey) -> None:
     )
     assert paying.status_code == 200, paying.text
     assert paying.json()["payment"]["trade_no"]
+    trade = j.sims.alipay.trades.get(order["out_trade_no"])
+    assert (trade.buyer_field, trade.buyer) == ("buyer_id", user_id)  # the Alipay user
     deliveries = j.run(j.sims.alipay.pay(order["out_trade_no"], finish=True, times=2))
     assert [(d.status, d.reply) for d in deliveries] == [(200, b"success")] * 4
     project(core)
@@ -181,6 +193,33 @@ def test_alipay_success_and_finished_are_one_payment(core, journey) -> None:
             (order["out_trade_no"],),
         ).fetchone()
     assert count == (0,)
+
+
+def test_alipay_needs_an_alipay_sign_in_and_the_order_stays_payable(core, journey) -> None:
+    j = journey
+    _, auth = sign_in(j)  # WeChat only
+    project(core)
+    order = new_order(j, core, auth)
+    refused = j.api.post(
+        f"/v1/orders/{order['order_id']}/pay", json={"method": "alipay"}, headers=auth
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "alipay_account_required"
+    assert j.sims.alipay.trades.trades.get(order["out_trade_no"]) is None
+    paying = j.api.post(
+        f"/v1/orders/{order['order_id']}/pay", json={"method": "wechat"}, headers=auth
+    )
+    assert paying.status_code == 200, paying.text  # nothing was held by the refusal
+
+    # and an Alipay-only member has nothing to pay with at WeChat
+    _, _, alipay_auth = sign_in_with_alipay(j)
+    project(core)
+    other = new_order(j, core, alipay_auth)
+    no_wechat = j.api.post(
+        f"/v1/orders/{other['order_id']}/pay", json={"method": "wechat"}, headers=alipay_auth
+    )
+    assert no_wechat.status_code == 409 and no_wechat.json()["code"] == "wechat_account_required"
 
 
 def test_card_top_up_through_wechat_with_bonus(core, journey) -> None:

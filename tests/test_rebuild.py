@@ -1,6 +1,8 @@
 """Runners and rebuilds under fire: a runner or a rebuild killed mid-batch (SIGKILL) and
 restarted applies no event twice and skips none; a rebuild while commands keep coming loses
-nothing; the swap leaves the live runner going on from the shadow's position."""
+nothing; the swap leaves the live runner going on from the shadow's position. Every read
+model (distribution, mall and shifts too) rebuilds to what the live runner projects, in
+windows of any size and when a rebuild is resumed after more events came."""
 
 from __future__ import annotations
 
@@ -12,19 +14,24 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 from bench.rebuild import generate
 
 from audit.replay import replay_balances
+from distribution_support import bind, card_order, give_commission, member, orders_of
 from ledger import accounts as acc
+from ledger.services.shifts import ShiftService
+from orders_support import Clock, make_station
 from projections.framework import ProjectionRunner
 from projections.journal import JournalProjector
 from projections.rebuild import NotRebuildable, RebuildBusy, rebuild, rebuildable
-from rebuild_support import fresh_rebuild_differences, project_live, tracking
+from projections.shifts import SqlShiftReadings
+from rebuild_support import differences, fresh_rebuild_differences, project_live, tracking
 from support import nonzero, read_balances
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,3 +206,109 @@ def test_the_journal_refuses_an_unbalanced_entry_in_the_shadow_too(fresh_core) -
                 "(1, %(e)s, 1, 'b', 'CNY', -4, 'x', now())",
                 {"e": uuid4()},
             )
+
+
+# -- every read model, with carry-over between windows and a resumed rebuild -----------------
+
+
+class Activity:
+    """Commission, withdrawals, points lots, the mall and shifts, in two halves whose second
+    changes rows the first made (a refund of a paid order, a shipped mall order, a closed
+    shift, points spent from earlier lots)."""
+
+    def __init__(self, core) -> None:
+        self.core, self.clock = core, Clock()
+        self.orders = orders_of(core, self.clock)
+        self.shifts = ShiftService(core.runner, SqlShiftReadings(core.read_pool), clock=self.clock)
+        self.station = make_station(core, rate_bps=100)
+        self.referrer = member(core, "r")
+        self.referees = [member(core, "e1"), member(core, "e2")]
+
+    def first_half(self) -> None:
+        core = self.core
+        for e in self.referees:
+            bind(core, e, self.referrer)
+            core.wallets.top_up(key=f"{e}-t", member_id=e, amount=1_000_000)
+        self.paid = [card_order(self.orders, e, self.station, 60_000) for e in self.referees * 2]
+        give_commission(core, self.referrer, 5_000)
+        self.requested = [
+            core.withdrawals.request_for_member(member_id=self.referrer, key=k, amount_fen=1_000)
+            for k in ("w1", "w2", "w3")
+        ]
+        core.wallets.earn_points(key="p", member_id=self.referees[0], points=5_000)
+        category = core.mall.create_category(key="hats", name="Hats")
+        self.goods = UUID(
+            core.mall.create_goods(
+                key="cap", name="Cap", points_price=100, stock=9,
+                category_id=category["category_id"],
+            )["goods_id"]
+        )  # fmt: skip
+        core.mall.set_published(self.goods, True)
+        self.mall_order = core.mall.redeem(
+            member_id=self.referees[0], key="m1", goods_id=self.goods, quantity=2,
+            delivery="ship", address="1 Road",
+        )  # fmt: skip
+        project_live(core)  # a shift's close reads the read models
+        self.shift = self.shifts.open(
+            station_id=self.station, cashier="Wang", opened_by="t", key="s1"
+        )
+
+    def second_half(self) -> None:
+        core = self.core
+        self.orders.refund(
+            order_id=self.paid[0], out_refund_no="r1", amount_fen=20_000, reason="t",
+            requested_by="station",
+        )  # fmt: skip
+        core.commission.release_for(self.referrer, self.clock.now + timedelta(days=8))
+        w1, w2, w3 = (UUID(w["withdrawal_id"]) for w in self.requested)
+        bill = core.withdrawals.approve(withdrawal_id=w1, by="admin")["out_bill_no"]
+        core.withdrawals.record_payout_result(out_bill_no=bill, state="SUCCESS")
+        core.withdrawals.reject(withdrawal_id=w2, by="admin", reason="no")
+        bill = core.withdrawals.approve(withdrawal_id=w3, by="admin")["out_bill_no"]
+        core.withdrawals.record_payout_result(out_bill_no=bill, state="FAIL")
+        core.withdrawals.retry(withdrawal_id=w3, by="admin")
+        order_id = UUID(self.mall_order["order_id"])
+        core.mall.ship(order_id=order_id, by="admin", tracking_no="SF1")
+        second = core.mall.redeem(member_id=self.referees[0], key="m2", goods_id=self.goods)
+        core.mall.cancel(order_id=UUID(second["order_id"]), by="admin", reason="no")
+        core.mall.update_goods(self.goods, stock=20, name="Blue cap")
+        project_live(core)
+        self.shifts.close(
+            station_id=self.station, shift_id=UUID(self.shift["shift_id"]),
+            counted={"card": 100_000, "wechat": 0, "alipay": 0}, closed_by="t",
+        )  # fmt: skip
+        self.shifts.open(station_id=self.station, cashier="Li", opened_by="t", key="s2")
+        self.clock.advance(days=1)
+        card_order(self.orders, self.referees[1], self.station, 30_000)
+
+
+def test_commission_withdrawals_points_mall_and_shifts_rebuild_as_projected_live(
+    fresh_core,
+) -> None:
+    core = fresh_core
+    activity = Activity(core)
+    activity.first_half()
+    activity.second_half()
+    project_live(core, page_size=3)
+    with psycopg.connect(core.owner_url) as conn:
+        for table in ("commissions", "withdrawals", "points_lots", "mall_orders", "shifts"):
+            assert conn.execute(f"SELECT count(*) FROM read.{table}").fetchone()[0] > 0, table
+    assert {"distribution", "mall", "shifts"} <= {p.name for p in rebuildable()}
+    for page in (1, 7, 10_000):
+        assert fresh_rebuild_differences(core, page=page) == {}, page
+
+
+def test_a_rebuild_resumed_after_more_events_reads_back_the_rows_it_wrote(fresh_core) -> None:
+    """The second rebuild goes on from the first one's shadow: its folds find the rows the
+    events change in the shadow tables, not in memory."""
+    core = fresh_core
+    activity = Activity(core)
+    activity.first_half()
+    generate(core, 400)
+    first = rebuild(core, core.owner_url, lanes=0, progress=False, fresh=True, swap=False)
+    activity.second_half()
+    generate(core, 400, part=1)
+    second = rebuild(core, core.owner_url, lanes=0, progress=False, swap=False, page=50)
+    assert 0 < second.events_read <= head(core) - first.head
+    project_live(core)
+    assert differences(core) == {}

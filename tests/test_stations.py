@@ -21,6 +21,7 @@ from ledger.errors import (
     UnknownGrade,
     UnknownNozzle,
 )
+from ledger.services.stations import StationWebhookService
 from projections.station_queries import bounding_box
 from support import project
 
@@ -404,6 +405,11 @@ def test_the_read_models_equal_a_replay_in_one_page_or_one_event_per_page(fresh_
         core.catalog.configure_grade(station_id, "95#", [2, 3])
         set_prices(core, station_id, "95#", 800)
     core.catalog.edit(ids[0], status="closed", lat_e6=lat - KM_LAT_E6)
+    hooks = StationWebhookService(core.runner)
+    for n in (1, 2):
+        hooks.configure(ids[1], url=f"https://pos.example/{n}", secret_sealed=f"s{n}", by="t")
+    hooks.configure(ids[2], url="https://pos.example/3", secret_sealed="s3", by="t")
+    hooks.remove(ids[2], by="t")
 
     def replay(page_size: int) -> list[list[tuple]]:
         projector = StationsProjector()
@@ -422,8 +428,9 @@ def test_the_read_models_equal_a_replay_in_one_page_or_one_event_per_page(fresh_
 
     one_by_one, all_at_once = replay(1), replay(10_000)
     assert one_by_one == all_at_once
-    stations, prices, history = all_at_once
+    stations, prices, history, webhooks = all_at_once
     assert len(stations) == 3 and len(history) == 3 * 4
+    assert [(r[0], r[1], r[2]) for r in webhooks] == [(ids[1], "https://pos.example/2", "s2")]
     for station_id in ids:
         domain = core.catalog.get(station_id)
         [row] = [r for r in stations if r[0] == station_id]

@@ -422,3 +422,12 @@ def test_an_approval_reaches_wechat_through_the_outbox_and_a_real_worker(fresh_c
             use_context(previous)
             broker.flush_all()
             close_broker(broker)
+
+
+def test_an_alipay_only_member_is_refused_a_wechat_payout_before_any_hold(core) -> None:
+    signed = core.members.alipay_sign_in(f"2088{uuid4().int % 10**12:012d}")
+    r = UUID(signed["member_id"])
+    give_commission(core, r, 5_000)
+    with pytest.raises(WithdrawalNotAllowed):
+        core.withdrawals.request_for_member(member_id=r, key="wx", amount_fen=1_000)
+    assert mine(core, r) == {(acc.member_commission_available(r), "CNY"): 5_000}

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth import Principal
+from api.instants import AwareInstant
 from api.orders import IdempotencyKey
 from api.permissions import require_permission
 from ledger.errors import InvalidCouponTemplate
@@ -64,10 +65,10 @@ class TemplateRequest(BaseModel):
         default_factory=list, max_length=1_000, description="empty: all"
     )
     funded_by: Literal["platform", "station"] = "platform"
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: AwareInstant | None = None
+    valid_until: AwareInstant | None = None
     valid_days: int | None = Field(default=None, ge=1, le=3_660)
-    per_member_limit: int | None = Field(default=1, ge=1, description="null: no limit")
+    per_member_limit: int | None = Field(default=1, ge=1, le=10_000, description="null: no limit")
     total_quantity: int = Field(ge=1, le=100_000_000)
     stackable: bool = False
 

@@ -3,13 +3,13 @@ The same filters drive the exports (api.exports)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.exports import fuel_order_filters, journal_filters
+from api.instants import Instant
 from api.permissions import require_permission
 from ledger.errors import NotFound
 from projections import office_queries as q
@@ -32,8 +32,8 @@ def list_members(
     request: Request,
     _: Any = Depends(require_permission("members", "view")),
     q_: Annotated[str | None, Query(alias="q", max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     referrer: UUID | None = None,
     limit: Limit = 50,
     cursor: str | None = None,

@@ -11,7 +11,6 @@ may only INSERT and SELECT). Routers record through the `ChangeLog` dependency:
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from api.instants import Instant
 from api.permissions import AdminIdentity
 from projections import cursor as cursors
 
@@ -89,8 +89,8 @@ class AdminLog:
         resource: str | None = None,
         outcome: str | None = None,
         target: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
     ) -> dict[str, Any]:
         """Newest first; `next_cursor` continues."""
         clauses, params = [], []

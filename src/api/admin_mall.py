@@ -114,7 +114,7 @@ def goods(
     request: Request,
     category_id: UUID | None = None,
     limit: int = Query(50, ge=1, le=100),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000),
 ) -> dict[str, Any]:
     items = mall_queries.goods_list(
         request.app.state.core.read_pool,

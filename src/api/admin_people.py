@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from api.admin_log import AdminLogDep, ChangeLog
 from api.auth import RefreshTokensDep
 from api.errors import ApiError
+from api.instants import Instant
 from api.permissions import ACTIONS, CATALOG, RESOURCES, CurrentAdmin, require_permission
 from ledger.services.admin_accounts import AdminAccountService
 
@@ -186,8 +186,8 @@ def admin_log(
     resource: Annotated[str | None, Query(max_length=64)] = None,
     outcome: Annotated[str | None, Query(max_length=32)] = None,
     target: Annotated[str | None, Query(max_length=200)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:

@@ -64,6 +64,18 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
 
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        return problem(503, "database_unavailable", "The database is not reachable; retry")
+
+    # By class, not only in the catch-all below: Starlette re-raises what the catch-all
+    # handled after replying, and uvicorn then drops the keep-alive connection, so the
+    # client's next request on it failed with a reset while the database was down.
+    import psycopg
+    from eventsourcing.persistence import OperationalError as StoreUnavailable
+
+    for unavailable in (psycopg.OperationalError, StoreUnavailable):
+        app.add_exception_handler(unavailable, _database_down)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         import psycopg

@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 from api.admin_log import ChangeLog
 from api.errors import ApiError
+from api.instants import Instant
 from api.permissions import CurrentAdmin, require_permission
 from infra import exports as ex
 from infra.settings import Settings
@@ -46,10 +47,10 @@ def fuel_order_filters(
     status: OrderStatus | None = None,
     method: Literal["card", "wechat", "alipay"] | None = None,
     grade: Annotated[str | None, Query(max_length=8)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    min_amount_fen: Annotated[int | None, Query(ge=0)] = None,
-    max_amount_fen: Annotated[int | None, Query(ge=0)] = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
+    min_amount_fen: Annotated[int | None, Query(ge=0, le=10**12)] = None,
+    max_amount_fen: Annotated[int | None, Query(ge=0, le=10**12)] = None,
 ) -> FuelOrderFilters:
     return FuelOrderFilters(
         station_id, member_id, status, method, grade, since, until, min_amount_fen, max_amount_fen
@@ -61,8 +62,8 @@ def journal_filters(
     owner: Annotated[str | None, Query(max_length=200)] = None,
     asset: Literal["CNY", "PTS"] | None = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> JournalFilters:
     return JournalFilters(account, owner, asset, kind, since, until)
 
@@ -79,8 +80,8 @@ def generic_filters(
     member_id: UUID | None = None,
     station_id: UUID | None = None,
     owner_id: UUID | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> dict[str, Any]:
     """For tables of other contexts: each filter applies when the table has that column."""
     return {

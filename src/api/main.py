@@ -17,15 +17,20 @@ from api import (
     card,
     coupons,
     errors,
+    finance,
+    finance_reconciliation,
     health,
+    input_guard,
     mall,
     members,
+    openapi_problems,
     orders,
     partner,
     payments,
     referral_poster,
     reports,
     station_events,
+    station_webhooks,
     stations,
     tickets,
     withdrawals,
@@ -69,6 +74,7 @@ def create_app(
     )
     errors.install(app)
     auth.install(app)
+    input_guard.install(app)
     app.include_router(health.router)
     app.include_router(members.router)
     app.include_router(stations.router)
@@ -76,7 +82,11 @@ def create_app(
     app.include_router(card.router)
     app.include_router(payments.router)
     app.include_router(station_events.router)
+    app.include_router(station_webhooks.partner_router)
+    app.include_router(station_webhooks.admin_router)
     app.include_router(reports.router)
+    app.include_router(finance.router)
+    app.include_router(finance_reconciliation.router)
     app.include_router(coupons.router)
     app.include_router(referral_poster.router)
     app.include_router(admin_coupons.router)
@@ -87,4 +97,5 @@ def create_app(
     app.include_router(mall.router)
     app.include_router(admin_distribution.router)
     app.include_router(admin_mall.router)
+    openapi_problems.install(app)  # after every router: it completes their descriptions
     return app

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import CurrentMember
 from api.orders import IdempotencyKey
-from api.payments_gateway import provider_pay_params
+from api.payments_gateway import payer_id, provider_pay_params
 from projections import distribution_queries as dq
 from projections import mall as mall_queries
 
@@ -56,6 +56,8 @@ def redeem(
 ) -> dict[str, Any]:
     """Points only: paid at once. Points + cash: the points are held and the stock kept for
     the order's lifetime; the answer carries WeChat Pay's parameters for the cash part."""
+    if request.app.state.core.mall.needs_cash(body.goods_id, body.quantity):
+        payer_id(request, "wechat", member.id)  # refused before the points are held
     order = request.app.state.core.mall.redeem(member_id=member.id, key=key, **body.model_dump())
     if order["status"] != "awaiting_payment":
         return {"order": order, "payment": None}

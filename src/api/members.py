@@ -1,4 +1,12 @@
-"""Member sign-in (WeChat), tokens, profile and phone binding: the mini-program's /v1 paths."""
+"""Member sign-in (WeChat or Alipay), tokens, profile and phone binding: the mini-programs'
+/v1 paths.
+
+The WeChat and the Alipay mini-program sign in with their own ids. To be the same member in
+both, the Alipay sign-in may carry a phone number verified by SMS (`POST
+/v1/auth/alipay-login/sms-codes`, then `phone` and `sms_code` with the auth code): the member
+who has that number bound gets the Alipay account. Otherwise the first Alipay sign-in makes
+a member of its own (with the verified number bound, when one was sent).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ from api.providers_wiring import Providers
 from api.sms_codes import RESEND_AFTER_S, TTL_S, SmsCodes
 from ledger.domain.member import mask_phone, normalize_phone
 from ledger.services.members import MemberService
-from projections.members import member_row
+from projections.members import member_by_phone, member_row
 from providers.errors import ProviderError
 from providers.wechat_login import WeChatLoginError
 
@@ -49,6 +57,18 @@ def wechat_problem(exc: WeChatLoginError) -> ApiError:
     return ApiError(status, code, title)
 
 
+ALIPAY_CODE_INVALID = ("isv.code-invalid", "invalid-auth-code", "isv.invalid-auth-code")
+ALIPAY_LINK = "alipay_link"  # the purpose of the SMS codes an Alipay sign-in verifies
+
+
+def alipay_problem(exc: ProviderError) -> ApiError:
+    if exc.code in ALIPAY_CODE_INVALID:
+        return ApiError(400, "invalid_code", "The Alipay auth code is invalid, used or expired")
+    if exc.retryable:
+        return ApiError(503, "provider_busy", "Alipay is busy; retry")
+    return ApiError(502, "provider_error", "Alipay answered with an error", provider_code=exc.code)
+
+
 def members_of(request: Request) -> MemberService:
     return request.app.state.core.members  # type: ignore[no-any-return]
 
@@ -64,6 +84,22 @@ Codes = Annotated[SmsCodes, Depends(sms_codes_of)]
 class WeChatLogin(BaseModel):
     code: str = Field(min_length=1, max_length=256)
     referral_code: str | None = Field(default=None, max_length=64)
+
+
+class AlipayLogin(BaseModel):
+    """my.getAuthCode()'s code; with a phone number and its SMS code to join the member who
+    has that number (the WeChat one, say)."""
+
+    auth_code: str = Field(min_length=1, max_length=256)
+    phone: str | None = Field(default=None, min_length=1, max_length=32)
+    sms_code: str | None = Field(default=None, min_length=1, max_length=16)
+    referral_code: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> AlipayLogin:
+        if (self.phone is None) != (self.sms_code is None):
+            raise ValueError("send phone and sms_code together, or neither")
+        return self
 
 
 class RefreshRequest(BaseModel):
@@ -115,6 +151,59 @@ def wechat_login(
     member = members.get(UUID(signed["member_id"]))
     tokens = issue_session(settings, refresh, signed["member_id"], "member", MEMBER_SCOPE)
     return {**tokens, "created": signed["created"], "member": member}
+
+
+@router.post("/auth/alipay-login")
+def alipay_login(
+    body: AlipayLogin,
+    request: Request,
+    settings: SettingsDep,
+    refresh: RefreshTokensDep,
+    providers: Providers,
+    members: Members,
+) -> dict[str, Any]:
+    """Exchange an Alipay auth code (alipay.system.oauth.token) for tokens, as WeChat login
+    does. The member is the one holding this Alipay account; else, with a verified phone
+    number, the member who has it bound (`linked`); else a new one (`created`)."""
+    alipay = getattr(providers, "alipay", None)
+    if alipay is None:
+        raise ApiError(503, "provider_unavailable", "Alipay sign-in is not configured")
+    try:
+        identity = alipay.oauth_token(body.auth_code)
+    except ProviderError as exc:
+        raise alipay_problem(exc) from None
+    link_to, phone = None, None
+    if body.phone is not None and body.sms_code is not None:
+        phone = normalize_phone(body.phone)
+        pool = request.app.state.core.read_pool
+        SmsCodes(pool, ALIPAY_LINK).verify(phone, phone, body.sms_code)
+        link_to = member_by_phone(pool, phone)
+    signed = members.alipay_sign_in(
+        identity.buyer_id,
+        link_to=link_to,
+        phone=phone if link_to is None else None,
+        referral_code=body.referral_code,
+    )
+    tokens = issue_session(settings, refresh, signed["member_id"], "member", MEMBER_SCOPE)
+    member = members.get(UUID(signed["member_id"]))
+    return {**tokens, "created": signed["created"], "linked": signed["linked"], "member": member}
+
+
+@router.post("/auth/alipay-login/sms-codes", status_code=202)
+def send_alipay_link_code(
+    body: SmsCodeRequest, request: Request, providers: Providers, settings: SettingsDep
+) -> dict[str, Any]:
+    """Text a six-digit code to a phone number, for an Alipay sign-in to prove it (one a
+    minute, ten a day per number)."""
+    phone = normalize_phone(body.phone)
+    codes = SmsCodes(request.app.state.core.read_pool, ALIPAY_LINK)
+    code_id, code = codes.issue(phone, phone)
+    try:
+        providers.sms.send(phone, settings.sms_template_verify_code, {"code": code})
+    except ProviderError:
+        codes.withdraw(code_id)
+        raise ApiError(503, "sms_unavailable", "The SMS could not be sent; retry") from None
+    return {"phone_masked": mask_phone(phone), "expires_in": TTL_S, "resend_after": RESEND_AFTER_S}
 
 
 @router.post("/auth/refresh")

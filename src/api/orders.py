@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import CurrentMember
 from api.errors import ApiError
-from api.payments_gateway import provider_pay_params
+from api.payments_gateway import payer_id, provider_pay_params
 from projections import order_queries
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -65,6 +65,7 @@ def pay_order(
         if body.card_fen:
             raise ApiError(422, "invalid_request", "card_fen goes with wechat or alipay")
         return {"order": core.orders.pay_with_card(order_id=order_id, member_id=member.id)}
+    payer_id(request, body.method, member.id)  # refused before anything is held
     started = core.orders.start_provider_payment(
         order_id=order_id, member_id=member.id, method=body.method, card_fen=body.card_fen
     )

@@ -7,7 +7,6 @@ Figures, order lists, habits, withdrawals and the live feed are routers of their
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -19,6 +18,7 @@ from api import partner_shifts
 from api.admin_log import AdminLog, client_ip
 from api.auth import CurrentPrincipal, RefreshTokensDep, SettingsDep, forbidden, issue_session
 from api.errors import ApiError
+from api.instants import Instant
 from api.permissions import StationPartner, partner_stations
 from ledger.domain.fuel_order import FuelOrder
 from ledger.errors import Forbidden, NotFound
@@ -62,8 +62,8 @@ class PromotionRequest(BaseModel):
     discount_fen: int = Field(gt=0, le=100_000)
     min_amount_fen: int = Field(default=0, ge=0, le=10_000_000)
     total_quantity: int = Field(default=1_000, ge=1, le=1_000_000)
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Instant
+    ends_at: Instant
 
     @model_validator(mode="after")
     def _window(self) -> PromotionRequest:

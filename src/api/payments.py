@@ -2,7 +2,9 @@
 
 A notification's effect is keyed by the provider's transaction id (or out-refund number),
 so duplicates, retries and concurrent deliveries apply once. What cannot be recorded (the
-database is down) gets a failure reply, which makes the provider retry later.
+database is down) gets a failure reply, which makes the provider retry later. The commands
+run in the thread pool: run on the event loop, one waiting on the database froze every
+request of the process.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from ledger.errors import NotFound
 from providers.errors import NotificationRejected
@@ -27,12 +30,35 @@ REFUND_STATES = {
 }
 
 
+# The replies each provider expects (not problem+json, except when the database is down).
+_FAIL = {
+    "type": "object",
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+}
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+WECHAT_REPLIES: dict[int | str, dict[str, Any]] = {
+    204: {"description": "recorded"},
+    401: {
+        "description": "not verified: WeChat retries",
+        "content": {"application/json": {"schema": _FAIL}},
+    },
+    "4XX": {"description": "not recordable as sent", "content": _PROBLEM},
+    503: {"description": "not recorded now: WeChat retries", "content": _PROBLEM},
+}
+ALIPAY_REPLIES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "`success`: recorded", "content": _TEXT},
+    400: {"description": "`failure`: not verified, Alipay retries", "content": _TEXT},
+    503: {"description": "not recorded now: Alipay retries", "content": _PROBLEM},
+}
+
+
 def _fail(status: int, message: str) -> Response:
     body = json.dumps({"code": "FAIL", "message": message}, ensure_ascii=False)
     return Response(body, status_code=status, media_type="application/json")
 
 
-@router.post("/wechat/notify", status_code=204, responses={204: {"description": "recorded"}})
+@router.post("/wechat/notify", status_code=204, responses=WECHAT_REPLIES)
 async def wechat_notify(request: Request) -> Response:
     body = await request.body()
     try:
@@ -43,20 +69,22 @@ async def wechat_notify(request: Request) -> Response:
     orders = request.app.state.core.orders
     r: dict[str, Any] = note.resource
     if note.event_type == "TRANSACTION.SUCCESS" and r.get("trade_state") == "SUCCESS":
-        orders.confirm_provider_payment(
+        await run_in_threadpool(
+            orders.confirm_provider_payment,
             provider="wechat",
             transaction_id=str(r["transaction_id"]),
             out_trade_no=str(r["out_trade_no"]),
             amount_fen=int(r["amount"]["total"]),
         )
     elif note.event_type in REFUND_STATES:
-        orders.record_refund_result(
+        await run_in_threadpool(
+            orders.record_refund_result,
             out_refund_no=str(r["out_refund_no"]),
             state=REFUND_STATES[note.event_type],
             detail=str(r.get("refund_status", "")),
         )
     elif note.event_type == "MCHTRANSFER.BILL.FINISHED":
-        record_transfer_result(request.app.state.core.withdrawals, r)
+        await run_in_threadpool(record_transfer_result, request.app.state.core.withdrawals, r)
     else:
         # Types we do not act on (yet) are acknowledged so the provider stops retrying them.
         log.info("wechat notification %s ignored", note.event_type)
@@ -77,7 +105,7 @@ def record_transfer_result(withdrawals: Any, r: dict[str, Any]) -> None:
         log.warning("transfer %s is not one of our withdrawals", r.get("out_bill_no"))
 
 
-@router.post("/alipay/notify", response_class=Response)
+@router.post("/alipay/notify", response_class=Response, responses=ALIPAY_REPLIES)
 async def alipay_notify(request: Request) -> Response:
     # Parsed here, exactly as sent: the signature covers the decoded values.
     form = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
@@ -88,7 +116,8 @@ async def alipay_notify(request: Request) -> Response:
         return Response("failure", media_type="text/plain", status_code=400)
     if note.trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
         # Both can arrive for one trade; the transaction id makes them one effect.
-        request.app.state.core.orders.confirm_provider_payment(
+        await run_in_threadpool(
+            request.app.state.core.orders.confirm_provider_payment,
             provider="alipay",
             transaction_id=note.trade_no,
             out_trade_no=note.out_trade_no,

@@ -9,8 +9,14 @@ from uuid import UUID
 from fastapi import Request
 
 from api.errors import ApiError
-from projections import order_queries
+from ledger.errors import MemberNotFound
 from providers.errors import ProviderError
+
+# A member who never signed in with the provider's app is nobody there.
+REQUIRED = {
+    "wechat": ("wechat_account_required", "WeChat (POST /v1/auth/wechat-login)"),
+    "alipay": ("alipay_account_required", "Alipay (POST /v1/auth/alipay-login)"),
+}
 
 
 def provider_pay_params(
@@ -22,13 +28,11 @@ def provider_pay_params(
     member_id: UUID,
 ) -> dict[str, Any]:
     providers = request.app.state.providers
-    openid = order_queries.member_openid(request.app.state.core.read_pool, member_id)
-    if openid is None:
-        raise ApiError(409, "member_not_ready", "Sign in again: the member is not set up yet")
+    payer = payer_id(request, method, member_id)
     try:
         if method == "wechat":
             prepay_id = providers.wechat_pay.jsapi_prepay(
-                out_trade_no, description, amount_fen, openid
+                out_trade_no, description, amount_fen, payer
             )
             return {
                 "provider": "wechat",
@@ -36,7 +40,7 @@ def provider_pay_params(
                 "amount_fen": amount_fen,
                 **providers.wechat_pay.mini_program_pay_params(prepay_id),
             }
-        trade_no = providers.alipay.trade_create(out_trade_no, amount_fen, description, openid)
+        trade_no = providers.alipay.trade_create(out_trade_no, amount_fen, description, payer)
         return {
             "provider": "alipay",
             "out_trade_no": out_trade_no,
@@ -51,3 +55,18 @@ def provider_pay_params(
             f"{method} did not accept the payment",
             provider_code=e.code,
         ) from e
+
+
+def payer_id(request: Request, method: str, member_id: UUID) -> str:
+    """Who pays at the provider: the member's WeChat openid, or their Alipay user id (from
+    an Alipay sign-in: a WeChat openid means nothing to Alipay)."""
+    try:
+        payer = request.app.state.core.members.payer_ids(member_id).get(method)
+    except MemberNotFound:
+        raise ApiError(
+            409, "member_not_ready", "Sign in again: the member is not set up yet"
+        ) from None
+    if payer is None:
+        code, how = REQUIRED[method]
+        raise ApiError(409, code, f"Paying this way needs a sign-in with {how} first")
+    return str(payer)

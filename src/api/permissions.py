@@ -42,6 +42,7 @@ RESOURCES: tuple[str, ...] = (
     "backups",  # A11
     "exports",  # export jobs and their files
     "tickets",  # customer service and feedback (M15, T5)
+    "reconciliation",  # provider statement reconciliation and its exceptions
 )
 ACTIONS: tuple[str, ...] = ("view", "change", "approve", "export")
 CATALOG: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ACTIONS)

@@ -6,7 +6,6 @@ Members: /v1/me/tickets, /v1/me/feedback. Staff: /v1/admin/tickets, /v1/admin/fe
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.admin_log import ChangeLog
 from api.auth import CurrentMember
 from api.errors import ApiError
+from api.instants import Instant
 from api.permissions import require_permission
 from api.ticket_desk import MAX_IMAGE_BYTES, TicketDesk
 
@@ -197,7 +197,7 @@ def list_feedback(
     request: Request,
     _: Any = Depends(require_permission("tickets", "view")),
     rating: Annotated[int | None, Query(ge=1, le=5)] = None,
-    since: datetime | None = None,
+    since: Instant | None = None,
     limit: Limit = 50,
 ) -> dict[str, Any]:
     """Newest first, with the count and average rating of what matches."""

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.back_office import admin_app, backup_app
+from cli.reconcile import reconcile_app
 from infra.settings import get_settings
 
 app = typer.Typer(help="Fuel-station ledger operations.", no_args_is_help=True)
@@ -19,6 +20,7 @@ app.add_typer(audit, name="audit")
 app.add_typer(project, name="project")
 app.add_typer(admin_app, name="admin")
 app.add_typer(backup_app, name="backup")
+app.add_typer(reconcile_app, name="reconcile")
 console = Console()
 
 
@@ -51,10 +53,13 @@ def migrate() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Recompute the hash chain from the raw event rows; name the first bad position."""
+    import time
+
     from audit.chain import count_events, verify
 
     with owner_url() as url:
         total = count_events(url)
+        began = time.perf_counter()
         with Progress(
             TextColumn("verifying"),
             BarColumn(),
@@ -64,15 +69,60 @@ def audit_verify() -> None:
         ) as bar:
             task = bar.add_task("verify", total=total)
             verdict = verify(url, progress=lambda n: bar.advance(task, n))
+        took = time.perf_counter() - began
     if verdict.ok:
         console.print(
             f"[green]chain verified[/]: {verdict.checked} events sealed and intact, "
-            f"{verdict.unsealed} not sealed yet"
+            f"{verdict.unsealed} not sealed yet ({took:.1f} s, "
+            f"{verdict.checked / max(took, 1e-9):,.0f} events/s)"
         )
         return
     console.print(
         f"[red]chain broken[/] at position {verdict.first_bad_position}: {verdict.reason} "
         f"({verdict.checked} events verified before it)"
+    )
+    raise typer.Exit(1)
+
+
+@audit.command("replay")
+def audit_replay() -> None:
+    """Rebuild every balance from the raw log alone and compare it with the read models;
+    list the differences and exit 1 if there are any."""
+    from rich.table import Table
+
+    from audit.diff import replay_audit
+
+    with (
+        owner_url() as url,
+        Progress(
+            TextColumn("replaying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar,
+    ):
+        task = bar.add_task("replay", total=None)
+        report = replay_audit(
+            url,
+            on_start=lambda total: bar.update(task, total=total),
+            progress=lambda n: bar.advance(task, n),
+        )
+    if report.agree:
+        console.print(
+            f"[green]{report.accounts} accounts agree[/] with the log up to position "
+            f"{report.replayed_to} ({report.events} entries, {report.seconds:.1f} s)"
+        )
+        return
+    table = Table("account", "asset", "read model", "log", "read model value")
+    for d in report.differences:
+        table.add_row(d.account, d.asset, d.read_model, str(d.log), str(d.read))
+    for position, entry_id in report.unbalanced:
+        table.add_row(f"entry {entry_id} at {position}", "", "does not balance", "", "")
+    console.print(table)
+    console.print(
+        f"[red]{len(report.differences)} differences[/], {len(report.unbalanced)} unbalanced "
+        f"entries, {report.accounts} accounts compared"
     )
     raise typer.Exit(1)
 
@@ -86,7 +136,7 @@ def audit_seal() -> None:
 
     total = 0
     with owner_url() as url, psycopg.connect(url, autocommit=True) as conn:
-        while n := seal(conn):
+        while n := seal(conn, limit=100_000):
             total += n
     console.print(f"sealed {total} events")
 
@@ -142,6 +192,9 @@ def rebuild_command(
         f"[green]rebuilt[/] {', '.join(result.projectors)} up to position {result.head}: "
         f"{result.seconds:.1f} s, {rate:,.0f} events/s ({phases})"
     )
+    for lane in result.lanes:  # where each bulk lane's time went: wall/CPU seconds
+        spent = ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in lane["seconds"].items())
+        console.print(f"[dim]lane {lane['lane']} ({lane['events']:,} events): {spent}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from infra.db import app_conninfo, eventsourcing_env
+from infra.db import POOL_TIMEOUT_S, app_conninfo, bound_store_waits, eventsourcing_env
 from infra.group_commit import DirectCommitter, GroupCommitter
 from infra.loyalty_wiring import build_loyalty
 from infra.migrate import upgrade
@@ -28,6 +28,7 @@ from ledger.services.fuel_orders import FuelOrderService, utcnow
 from ledger.services.mall import MallService
 from ledger.services.members import MemberService
 from ledger.services.points_expiry import PointsExpiryService
+from ledger.services.reconciliation import ReconciliationService
 from ledger.services.referrals import DEFAULT_REFERRAL_TEMPLATE_KEY, ReferralService, template_refs
 from ledger.services.station_catalog import StationCatalogService
 from ledger.services.stations import StationAccountService
@@ -35,6 +36,8 @@ from ledger.services.top_ups import TopUpService, parse_tiers
 from ledger.services.wallets import WalletService
 from ledger.services.withdrawals import WithdrawalService
 from projections import coupons as coupon_queries
+from projections.reconciliation_queries import ProjectedLedger
+from providers.trade_bills import read_statement
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Core:
     withdrawals: WithdrawalService
     points_expiry: PointsExpiryService
     mall: MallService
+    reconciliation: ReconciliationService
     read_pool: ConnectionPool
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +87,7 @@ def build_core(
     env = eventsourcing_env(app_url, pool_size=pool_size)
     env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
     app = LedgerApplication(env=env)
+    bound_store_waits(app)
     committer: DirectCommitter
     if group_commit:
         committer = GroupCommitter(
@@ -93,7 +98,9 @@ def build_core(
     else:
         committer = DirectCommitter(app)
     runner = CommandRunner(app, committer)
-    read_pool = ConnectionPool(app_url, min_size=1, max_size=pool_size, open=True)
+    read_pool = ConnectionPool(
+        app_url, min_size=1, max_size=pool_size, open=True, timeout=POOL_TIMEOUT_S
+    )
     segments = partial(coupon_queries.segment_members, read_pool)
     coupons = CouponService(
         runner, clock=clock, due=partial(coupon_queries.due_coupons, read_pool), segments=segments
@@ -139,5 +146,8 @@ def build_core(
         withdrawals=loyalty.withdrawals,
         points_expiry=loyalty.points_expiry,
         mall=loyalty.mall,
+        reconciliation=ReconciliationService(
+            runner, ProjectedLedger(app, read_pool), read_statement
+        ),
         read_pool=read_pool,
     )

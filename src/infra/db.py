@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from infra.settings import Settings
+
+# How long a request waits for a pooled connection before it fails (503
+# database_unavailable). The pools' default of 30 s made every request hang while the
+# database was down or restarting.
+POOL_TIMEOUT_S = 5
+# The event store's wait, once it is built (building it still waits up to the library's 30 s
+# for a first connection): the library tries each read and write ten times, so a command
+# rides out a database blip of up to ~12 s, and then fails instead of waiting five minutes.
+STORE_POOL_TIMEOUT_S = 1.0
+
+
+def bound_store_waits(app: Any) -> None:
+    app.recorder.datastore.pool.timeout = STORE_POOL_TIMEOUT_S
 
 
 def app_conninfo(owner_url: str, settings: Settings) -> str:

@@ -19,6 +19,10 @@ from ledger.services.referrals import create_default_template
 # then POST /v1/auth/wechat-login {"code": ...} on the API.
 DEMO_OPENID = "demo-openid-member-1"
 DEMO_MEMBER_ID = Member.create_id(DEMO_OPENID)
+# The same member from the Alipay mini-program:
+#   POST {simulator}/alipay/sim/auth-codes {"user_id": DEMO_ALIPAY_USER_ID} -> {"code": ...}
+# then POST /v1/auth/alipay-login {"auth_code": ...}.
+DEMO_ALIPAY_USER_ID = "2088000000000099"
 DEMO_TOP_UP_KEY = "demo:member-1:wechat:top-up-1"
 DEMO_TOP_UP_FEN = 500_00
 DEMO_TOP_UP_BONUS_FEN = 50_00
@@ -65,6 +69,7 @@ def load_demo(core: Core) -> DemoData:
     core.members.update_profile(
         DEMO_MEMBER_ID, nickname="Demo Member", key="demo:member-1:profile-1"
     )
+    core.members.link_alipay(DEMO_MEMBER_ID, DEMO_ALIPAY_USER_ID)
     top_up = core.wallets.top_up(
         key=DEMO_TOP_UP_KEY,
         member_id=DEMO_MEMBER_ID,

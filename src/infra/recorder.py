@@ -5,8 +5,9 @@ order equal notification order, and the NOTIFY that wakes projection runners. Ch
 batch is one call of the owner-run function `ledger_append` (migration 0001), which takes the
 lock (the application role has no UPDATE privilege, which LOCK TABLE would need), writes each
 command's receipt and the events in the same transaction, from binary arrays instead of a
-composite array that psycopg encodes in pure Python. The library's own pipelined path (kept
-below for its process applications) costs five round trips per batch.
+composite array that psycopg encodes in pure Python. The library's own pipelined path costs
+five round trips per batch. Tracking records (the library's process applications) are not
+written here: our projectors track their positions in the read schema.
 """
 
 from __future__ import annotations
@@ -27,10 +28,6 @@ from ledger.commands import Receipt
 class LedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
-        self.lock_table_statements = [
-            SQL("SET LOCAL lock_timeout = '{0}s'").format(datastore.lock_timeout),
-            SQL("SELECT {0}.ledger_lock_events()").format(Identifier(datastore.schema)),
-        ]
         self._append = SQL(
             "SELECT n FROM {0}.ledger_append("
             "%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], %b::uuid[], %b::text[], "
@@ -46,8 +43,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         tracking: Tracking | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
-        if tracking is not None:  # the library's process applications: keep its path
-            return super().insert_events(stored_events, tracking=tracking, **kwargs)
+        if tracking is not None:
+            raise ValueError("the ledger recorder writes no tracking records")
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 self._append,

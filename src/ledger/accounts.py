@@ -26,6 +26,9 @@ PAYOUTS_IN_TRANSIT: Final = "payouts:in_transit"
 BANK: Final = "platform:bank"
 # Money that arrived but bought nothing (late or duplicate payments) until it is refunded.
 SUSPENSE: Final = "platform:suspense"
+# What the payment providers kept of a settled statement (their fees): an expense, so it goes
+# negative like marketing; a refund's returned fee moves it back.
+PROVIDER_FEES: Final = "platform:provider_fees"
 
 HELD_SUFFIX: Final = ":held"
 

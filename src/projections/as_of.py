@@ -22,7 +22,10 @@ from psycopg_pool import ConnectionPool
 from ledger.errors import DomainError
 from projections import cursor as cursors
 
-ACCOUNT_CLASS = r"regexp_replace(account, '^(member|station):[^:]+', '\1:*')"
+# An account's class: its owner's id starred (member:*:card, station:*:income,
+# platform:commission_debt:*); a SQL function of migration 0013, which indexes the journal
+# lines by it.
+ACCOUNT_CLASS = "read.account_class(account)"
 
 
 class NotProjectedYet(DomainError):
@@ -47,7 +50,7 @@ class AsOf:
         return "false" if later else "true"
 
 
-def _snapshot(cur: Cursor[Any], as_of: AsOf) -> int:
+def snapshot(cur: Cursor[Any], as_of: AsOf) -> int:
     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     row = cur.execute("SELECT position FROM read.tracking WHERE projection = 'journal'").fetchone()
     at = int(row["position"]) if row else 0
@@ -101,7 +104,7 @@ def trial_balance(
         params["prefix"] += "%"
         where = "account LIKE %(prefix)s"
     with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        at = _snapshot(cur, as_of)
+        at = snapshot(cur, as_of)
         base = balances_sql(as_of, at, params, where)
         totals = cur.execute(
             "SELECT asset, coalesce(sum(balance) FILTER (WHERE balance > 0), 0)::bigint AS "
@@ -156,7 +159,7 @@ def account_statement(
     the balance after it."""
     params: dict[str, Any] = {"account": account}
     with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        at = _snapshot(cur, as_of)
+        at = snapshot(cur, as_of)
         balances = {
             r["asset"]: int(r["balance"])
             for r in cur.execute(

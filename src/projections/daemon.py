@@ -18,6 +18,7 @@ from infra.bootstrap import Core, build_core
 from infra.settings import get_settings
 from projections.framework import ProjectionRunner
 from projections.registry import all_projectors
+from projections.together import run_together_until_caught_up
 from workers.relay import OutboxRelay
 from workers.scheduler import Scheduler
 
@@ -36,9 +37,7 @@ class Daemon:
         self.scheduler = Scheduler(lambda: self.relay.broker if self.relay.available else None)
 
     def step(self) -> int:
-        done = 0
-        for runner in self.runners:
-            done += runner.run_until_caught_up()
+        done = run_together_until_caught_up(self.runners)
         # A pooled connection: a step runs on every NOTIFY, too often to connect each time.
         with self.core.read_pool.connection() as conn:
             while sealed := seal(conn):
@@ -48,6 +47,15 @@ class Daemon:
         return done
 
     def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.follow()
+            except psycopg.OperationalError as exc:
+                # The database restarted (or is down): listen again once it answers.
+                log.warning("lost the database connection, listening again: %s", exc)
+                self.stopping.wait(self.poll_seconds)
+
+    def follow(self) -> None:
         channel = self.core.app.recorder.channel_name  # type: ignore[attr-defined]
         with psycopg.connect(self.core.app_url, autocommit=True) as listener:
             listener.execute(f'LISTEN "{channel}"')

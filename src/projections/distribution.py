@@ -30,6 +30,8 @@ LOYALTY_BOOK = "ledger.domain.loyalty_book:LoyaltyBook."
 BOOK = "ledger.domain.book:Book."
 WITHDRAWAL = "ledger.domain.withdrawal:Withdrawal."
 PAYOUT_EVENTS = (WITHDRAWAL + "Approved", WITHDRAWAL + "Retried")
+# The events whose journal entries the points lots follow (by class name).
+FOLLOWED = ("Wallet.", "LoyaltyBook.", "Book.")
 SEND_PAYOUT = "send_payout"
 
 
@@ -44,6 +46,7 @@ def mask_payee(channel: str, payee: dict[str, Any]) -> str:
 class DistributionProjector(Projector):
     name = "distribution"
     topic_prefixes = (COMMISSION, WALLET, LOYALTY_BOOK, BOOK, WITHDRAWAL)
+    schema_aware = True
 
     def tables(self) -> Sequence[str]:
         return ("read.commissions", "read.withdrawals", "read.points_lots")
@@ -51,19 +54,27 @@ class DistributionProjector(Projector):
     def apply(self, cur: Cursor[Any], envelopes: Sequence[Envelope]) -> None:
         lots = LotsBatch(cur)
         for env in envelopes:
-            e, name = env.event, type(env.event).__qualname__
-            handler = getattr(self, "_" + name.replace(".", "_"), None)
-            if handler is not None:
-                handler(cur, e, env.position)
-            if name.startswith(("Wallet.", "LoyaltyBook.", "Book.")):
-                lots.follow(e, env.position)
+            self.handle(cur, env)
+            if type(env.event).__qualname__.startswith(FOLLOWED):
+                lots.follow(env.event, env.position)
         lots.write()
+
+    def handle(self, cur: Cursor[Any], env: Envelope) -> None:
+        """The commission and withdrawal rows an event changes (the points lots aside)."""
+        name = type(env.event).__qualname__.replace(".", "_")
+        handler = getattr(self, "_" + name, None)
+        if handler is not None:
+            handler(cur, env.event, env.position)
+
+    @classmethod
+    def handles(cls, kind: str) -> bool:
+        return getattr(cls, "_" + kind.replace(".", "_"), None) is not None
 
     # -- commissions ------------------------------------------------------------------------
 
     def _Commission_Accrued(self, cur: Cursor[Any], e: Any, pos: int) -> None:
         cur.execute(
-            "INSERT INTO read.commissions (order_id, commission_id, referrer, referee, "
+            "INSERT INTO commissions (order_id, commission_id, referrer, referee, "
             "station_id, base_fen, rate_bps, amount_fen, paid_at, due_at, state, position) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) "
             "ON CONFLICT (order_id) DO NOTHING",
@@ -84,14 +95,14 @@ class DistributionProjector(Projector):
 
     def _Commission_ClawedBack(self, cur: Cursor[Any], e: Any, pos: int) -> None:
         cur.execute(
-            "UPDATE read.commissions SET clawed_fen = clawed_fen + %s, debt_fen = debt_fen + %s, "
+            "UPDATE commissions SET clawed_fen = clawed_fen + %s, debt_fen = debt_fen + %s, "
             "position = %s WHERE commission_id = %s",
             (e.amount, e.debt, pos, e.originator_id),
         )
 
     def _LoyaltyBook_CommissionReleased(self, cur: Cursor[Any], e: Any, pos: int) -> None:
         cur.execute(
-            "UPDATE read.commissions SET state = 'available', released_at = %s, position = %s "
+            "UPDATE commissions SET state = 'available', released_at = %s, position = %s "
             "WHERE order_id = ANY(%s)",
             (e.timestamp, pos, [UUID(hex=o) for o in e.orders]),
         )
@@ -101,7 +112,7 @@ class DistributionProjector(Projector):
     def _Withdrawal_Requested(self, cur: Cursor[Any], e: Any, pos: int) -> None:
         kind, _, owner_id = e.owner.partition(":")
         cur.execute(
-            "INSERT INTO read.withdrawals (withdrawal_id, owner, owner_kind, owner_id, account, "
+            "INSERT INTO withdrawals (withdrawal_id, owner, owner_kind, owner_id, account, "
             "amount_fen, fee_fen, net_fen, channel, payee, state, attempt, requested_at, "
             "updated_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'requested', "
             "1, %s, %s, %s) ON CONFLICT (withdrawal_id) DO NOTHING",
@@ -124,7 +135,7 @@ class DistributionProjector(Projector):
 
     def _update(self, cur: Cursor[Any], e: Any, pos: int, sets: str, *args: Any) -> None:
         cur.execute(
-            f"UPDATE read.withdrawals SET {sets}, updated_at = %s, position = %s "
+            f"UPDATE withdrawals SET {sets}, updated_at = %s, position = %s "
             "WHERE withdrawal_id = %s",
             (*args, e.timestamp, pos, e.originator_id),
         )
@@ -219,7 +230,7 @@ class LotsBatch:
 
     def _load(self, member_id: UUID) -> PointsLots:
         row = self.cur.execute(
-            "SELECT lots, taken FROM read.points_lots WHERE member_id = %s", (member_id,)
+            "SELECT lots, taken FROM points_lots WHERE member_id = %s", (member_id,)
         ).fetchone()
         lots = PointsLots()
         if row:
@@ -234,7 +245,7 @@ class LotsBatch:
         if not self.lots:
             return
         self.cur.executemany(
-            "INSERT INTO read.points_lots AS p (member_id, lots, taken, points, next_expiry, "
+            "INSERT INTO points_lots AS p (member_id, lots, taken, points, next_expiry, "
             "position) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (member_id) DO UPDATE SET "
             "lots = EXCLUDED.lots, taken = EXCLUDED.taken, points = EXCLUDED.points, "
             "next_expiry = EXCLUDED.next_expiry, position = EXCLUDED.position",

@@ -80,13 +80,13 @@ class ProjectionRunner:
         self.bulk = bulk  # large pages: the projector's apply_bulk
         self.applied = 0
         self.last_applied_at = 0.0
-        self._tracking = SQL("{}.tracking").format(Identifier(schema))
-        self._search_path = SQL("SET LOCAL search_path TO {}, public").format(Identifier(schema))
+        self.tracking = SQL("{}.tracking").format(Identifier(schema))
+        self.search_path = SQL("SET LOCAL search_path TO {}, public").format(Identifier(schema))
 
     def position(self) -> int:
         with self.pool.connection() as conn:
             row = conn.execute(
-                SQL("SELECT position FROM {} WHERE projection = %s").format(self._tracking),
+                SQL("SELECT position FROM {} WHERE projection = %s").format(self.tracking),
                 (self.projector.name,),
             ).fetchone()
         return row[0] if row else 0
@@ -103,8 +103,8 @@ class ProjectionRunner:
     def apply_page(self, conn: Connection[Any]) -> int:
         """One page inside the caller's transaction: lock the tracking row, apply the events
         after it, move it. Leaves `search_path` on the target schema for that transaction."""
-        conn.execute(self._search_path)
-        position = self._lock_position(conn)
+        conn.execute(self.search_path)
+        position = self.lock_position(conn)
         notifications = self.app.recorder.select_notifications(
             start=position, limit=self.page_size, inclusive_of_start=False
         )
@@ -120,13 +120,16 @@ class ProjectionRunner:
                 self.projector.apply_bulk(cur, envelopes)
             elif envelopes:
                 self.projector.apply(cur, envelopes)
-            cur.execute(
-                SQL("UPDATE {} SET position = %s, updated_at = now() WHERE projection = %s").format(
-                    self._tracking
-                ),
-                (notifications[-1].id, self.projector.name),
-            )
+            self.move_position(cur, notifications[-1].id)
         return len(notifications)
+
+    def move_position(self, cur: Cursor[Any], position: int) -> None:
+        cur.execute(
+            SQL("UPDATE {} SET position = %s, updated_at = now() WHERE projection = %s").format(
+                self.tracking
+            ),
+            (position, self.projector.name),
+        )
 
     def run_until_caught_up(self) -> int:
         total = 0
@@ -134,16 +137,16 @@ class ProjectionRunner:
             total += n
         return total
 
-    def _lock_position(self, conn: Connection[Any]) -> int:
+    def lock_position(self, conn: Connection[Any]) -> int:
         conn.execute(
             SQL(
                 "INSERT INTO {} (projection, position) VALUES (%s, 0) "
                 "ON CONFLICT (projection) DO NOTHING"
-            ).format(self._tracking),
+            ).format(self.tracking),
             (self.projector.name,),
         )
         row = conn.execute(
-            SQL("SELECT position FROM {} WHERE projection = %s FOR UPDATE").format(self._tracking),
+            SQL("SELECT position FROM {} WHERE projection = %s FOR UPDATE").format(self.tracking),
             (self.projector.name,),
         ).fetchone()
         assert row is not None

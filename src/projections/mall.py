@@ -29,6 +29,7 @@ ORDER_COLUMNS = (
 class MallProjector(Projector):
     name = "mall"
     topic_prefixes = (MALL,)
+    schema_aware = True
 
     def tables(self) -> Sequence[str]:
         return ("read.mall_categories", "read.mall_goods", "read.mall_orders")
@@ -44,7 +45,7 @@ class MallProjector(Projector):
 
     def _MallCategory_Created(self, cur: Cursor[Any], e: Any, pos: int) -> None:
         cur.execute(
-            "INSERT INTO read.mall_categories (category_id, name, sort, active, position) "
+            "INSERT INTO mall_categories (category_id, name, sort, active, position) "
             "VALUES (%s, %s, %s, true, %s) ON CONFLICT (category_id) DO NOTHING",
             (e.originator_id, e.name, e.sort, pos),
         )
@@ -53,14 +54,14 @@ class MallProjector(Projector):
         for column in ("name", "sort", "active"):
             if column in e.changes:
                 cur.execute(
-                    f"UPDATE read.mall_categories SET {column} = %s, position = %s "
+                    f"UPDATE mall_categories SET {column} = %s, position = %s "
                     "WHERE category_id = %s",
                     (e.changes[column], pos, e.originator_id),
                 )
 
     def _MallGoods_Created(self, cur: Cursor[Any], e: Any, pos: int) -> None:
         cur.execute(
-            "INSERT INTO read.mall_goods (goods_id, category_id, name, images, description, "
+            "INSERT INTO mall_goods (goods_id, category_id, name, images, description, "
             "points_price, cash_price_fen, published, stock, created_at, updated_at, position) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, false, 0, %s, %s, %s) "
             "ON CONFLICT (goods_id) DO NOTHING",
@@ -90,7 +91,7 @@ class MallProjector(Projector):
             if column in e.changes:
                 value = e.changes[column]
                 cur.execute(
-                    f"UPDATE read.mall_goods SET {column} = %s, updated_at = %s, position = %s "
+                    f"UPDATE mall_goods SET {column} = %s, updated_at = %s, position = %s "
                     "WHERE goods_id = %s",
                     (
                         Jsonb(value) if column == "images" else value,
@@ -102,8 +103,7 @@ class MallProjector(Projector):
 
     def _goods(self, cur: Cursor[Any], e: Any, pos: int, sets: str, *args: Any) -> None:
         cur.execute(
-            f"UPDATE read.mall_goods SET {sets}, updated_at = %s, position = %s "
-            "WHERE goods_id = %s",
+            f"UPDATE mall_goods SET {sets}, updated_at = %s, position = %s WHERE goods_id = %s",
             (*args, e.timestamp, pos, e.originator_id),
         )
 
@@ -115,14 +115,14 @@ class MallProjector(Projector):
 
     def _stock(self, cur: Cursor[Any], e: Any, pos: int, sets: str, *args: Any) -> None:
         cur.execute(
-            f"UPDATE read.mall_goods SET {sets}, position = %s WHERE goods_id = %s",
+            f"UPDATE mall_goods SET {sets}, position = %s WHERE goods_id = %s",
             (*args, pos, e.goods_id if hasattr(e, "goods_id") else self._goods_of(cur, e)),
         )
 
     @staticmethod
     def _goods_of(cur: Cursor[Any], e: Any) -> UUID | None:
         row = cur.execute(
-            "SELECT goods_id FROM read.mall_goods WHERE stock_id = %s", (e.originator_id,)
+            "SELECT goods_id FROM mall_goods WHERE stock_id = %s", (e.originator_id,)
         ).fetchone()
         return row[0] if row else None
 
@@ -142,7 +142,7 @@ class MallProjector(Projector):
 
     def _MallOrder_Created(self, cur: Cursor[Any], e: Any, pos: int) -> None:
         cur.execute(
-            "INSERT INTO read.mall_orders (order_id, out_trade_no, member_id, goods_id, "
+            "INSERT INTO mall_orders (order_id, out_trade_no, member_id, goods_id, "
             "goods_name, quantity, points, cash_fen, delivery, address, status, created_at, "
             "expires_at, paid_at, updated_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
             "%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (order_id) DO NOTHING",
@@ -168,8 +168,7 @@ class MallProjector(Projector):
 
     def _order(self, cur: Cursor[Any], e: Any, pos: int, sets: str, *args: Any) -> None:
         cur.execute(
-            f"UPDATE read.mall_orders SET {sets}, updated_at = %s, position = %s "
-            "WHERE order_id = %s",
+            f"UPDATE mall_orders SET {sets}, updated_at = %s, position = %s WHERE order_id = %s",
             (*args, e.timestamp, pos, e.originator_id),
         )
 

@@ -15,8 +15,8 @@ from ledger.domain.member import PROFILE_FIELDS, mask_phone
 from projections.framework import Envelope, Projector
 
 _REGISTER = (
-    "INSERT INTO members (id, openid, unionid, referral_code, joined_at, updated_at, "
-    "position) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+    "INSERT INTO members (id, openid, unionid, referral_code, alipay_user_id, joined_at, "
+    "updated_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
 )
 # Only the fields an event names change: a NULL flag keeps the stored value.
 _PROFILE = (
@@ -29,6 +29,7 @@ _PHONE = (
 )
 
 _REFERRER = "UPDATE members SET referrer = %s, updated_at = %s, position = %s WHERE id = %s"
+_ALIPAY = "UPDATE members SET alipay_user_id = %s, updated_at = %s, position = %s WHERE id = %s"
 
 
 def _kind(envelope: Envelope) -> str:
@@ -44,6 +45,7 @@ def _row(envelope: Envelope) -> tuple[Any, ...]:
             e.openid,
             e.unionid,
             e.referral_code,
+            getattr(e, "alipay_user_id", None),  # absent from events before Alipay sign-in
             e.timestamp,
             e.timestamp,
             pos,
@@ -55,6 +57,8 @@ def _row(envelope: Envelope) -> tuple[Any, ...]:
         return (*values, e.timestamp, pos, e.originator_id)
     if kind == "ReferrerBound":
         return (e.referrer, e.timestamp, pos, e.originator_id)
+    if kind == "AlipayLinked":
+        return (e.user_id, e.timestamp, pos, e.originator_id)
     return (e.phone, mask_phone(e.phone), e.timestamp, pos, e.originator_id)
 
 
@@ -67,6 +71,7 @@ class MembersProjector(Projector):
         "ProfileUpdated": _PROFILE,
         "PhoneBound": _PHONE,
         "ReferrerBound": _REFERRER,
+        "AlipayLinked": _ALIPAY,
     }
 
     def tables(self) -> Sequence[str]:
@@ -79,7 +84,10 @@ class MembersProjector(Projector):
             cur.executemany(self.statements[kind], [_row(env) for env in run])
 
 
-_COLUMNS = "id, nickname, avatar_url, phone, phone_masked, joined_at, referrer"
+_COLUMNS = (
+    "id, nickname, avatar_url, phone, phone_masked, joined_at, referrer, "
+    "openid IS NOT NULL AS wechat_linked, alipay_user_id IS NOT NULL AS alipay_linked"
+)
 
 
 def member_row(pool: ConnectionPool[Any], member_id: UUID) -> dict[str, Any] | None:
@@ -94,3 +102,13 @@ def member_row(pool: ConnectionPool[Any], member_id: UUID) -> dict[str, Any] | N
     row["joined_at"] = row["joined_at"].isoformat()
     row["referrer"] = str(row["referrer"]) if row["referrer"] else None
     return row
+
+
+def member_by_phone(pool: ConnectionPool[Any], phone: str) -> UUID | None:
+    """The member a phone number is bound to: the earliest, should several have bound it."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT id FROM read.members WHERE phone = %s ORDER BY joined_at, id LIMIT 1",
+            (phone,),
+        ).fetchone()
+    return UUID(str(row[0])) if row else None

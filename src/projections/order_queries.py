@@ -55,12 +55,6 @@ def order(pool: ConnectionPool, order_id: UUID) -> dict[str, Any] | None:
         ).fetchone()
 
 
-def member_openid(pool: ConnectionPool, member_id: UUID) -> str | None:
-    with pool.connection() as conn:
-        row = conn.execute("SELECT openid FROM read.members WHERE id = %s", (member_id,)).fetchone()
-    return row[0] if row else None
-
-
 def card_balances(pool: ConnectionPool, member_id: UUID) -> dict[str, int]:
     owner = f"member:{member_id}"
     with pool.connection() as conn:

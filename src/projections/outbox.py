@@ -20,6 +20,7 @@ from projections.framework import Envelope, Projector
 PAID = "ledger.domain.fuel_order:FuelOrder.Paid"
 RECEIVED = "ledger.domain.provider_payment:ProviderPayment.Received"
 REFUND_REQUESTED = "ledger.domain.refund:Refund.Requested"
+REFUNDED = "ledger.domain.fuel_order:FuelOrder.Refunded"
 SUSPENSE_OUTCOMES = ("late", "duplicate")
 
 
@@ -37,12 +38,21 @@ def side_effect(event: Any) -> tuple[str, dict[str, Any]] | None:
         return "refund_suspense_payment", {"payment_id": str(event.originator_id)}
     if name == "Refund.Requested" and event.provider_fen > 0:
         return "send_provider_refund", {"out_refund_no": event.out_refund_no}
+    if name == "FuelOrder.Refunded":  # to the station's webhook, if it has one
+        return "station_webhook", {
+            "order_id": str(event.originator_id),
+            "event_type": "order.refunded",
+            "refund_id": str(event.refund_id),
+            "refund_fen": sum(event.parts.values()),
+            "reason": event.reason,
+            "occurred_at": event.timestamp.isoformat(),
+        }
     return None
 
 
 class OutboxProjector(Projector):
     name = "outbox"
-    topic_prefixes = (PAID, RECEIVED, REFUND_REQUESTED)
+    topic_prefixes = (PAID, RECEIVED, REFUND_REQUESTED, REFUNDED)
 
     def tables(self) -> Sequence[str]:
         # Never emptied by a rebuild: a row records what was (or is to be) sent, and

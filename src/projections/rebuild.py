@@ -4,11 +4,12 @@
 1. Shadow: for each projector, its tables are copied empty into `read_shadow` (see
    `projections.shadow`) with a tracking row of its own at 0. A projector whose shadow
    tracking row already exists is resumed from it: a killed rebuild goes on where it was.
-2. Bulk: lanes (one process each, as many as cores) share the projectors out; a lane reads
-   the log up to the head it was given in windows of 10,000 positions (only the topics its
-   projectors want), decodes each event once with the application's mapper, hands the page to each
-   projector's `apply_bulk` and moves their shadow tracking rows, in one transaction per
-   page. Then it adds the secondary indexes of its tables.
+2. Bulk: lanes (one process each, as many as cores, at most 4) share the projectors out
+   (`projections.rebuild_plan`: by what they cost, keeping projectors that read the same
+   topics together); a lane reads the log up to the head it was given, window by window,
+   leaving out the topics none of its projectors wants, and feeds each projector's fold
+   (`projections.bulk`: raw events, no domain objects, COPY), moving their shadow tracking
+   rows at each checkpoint (`projections.rebuild_lane`). Then it adds its tables' indexes.
 3. Catch-up: the ordinary runner, on the shadow schema, to the live head.
 4. Swap, in one short transaction per projector: lock its live tracking row (the live runner
    waits), apply what arrived since, drop its live tables, move the shadow ones in, and set
@@ -17,27 +18,25 @@
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
-import os
 import queue
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 import psycopg
-from eventsourcing.application import Application
-from eventsourcing.persistence import StoredEvent
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from projections import shadow
-from projections.framework import LIVE_SCHEMA, Envelope, ProjectionRunner, Projector
+from projections.bulk import appends_only
+from projections.framework import LIVE_SCHEMA, ProjectionRunner, Projector
+from projections.rebuild_lane import WINDOW, Lane, run_lane
+from projections.rebuild_plan import plan, topic_counts
 from projections.registry import all_projectors, by_name
 
-PAGE = 10_000
+PAGE = 10_000  # the catch-up runner's page
 LOCK_KEY = 7263005  # one rebuild at a time
 SWAP_ATTEMPTS = 5
 
@@ -53,16 +52,7 @@ class RebuildResult:
     seconds: float
     events_read: int = 0
     phases: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Lane:
-    index: int
-    url: str
-    names: tuple[str, ...]
-    topics: tuple[str, ...] | None  # None: every topic
-    stop: int
-    page: int = PAGE
+    lanes: list[dict[str, Any]] = field(default_factory=list)  # see rebuild_lane.run_lane
 
 
 class NotRebuildable(ValueError):
@@ -92,7 +82,7 @@ def rebuild(
     lanes: int | None = None,
     fresh: bool = False,
     progress: bool = True,
-    page: int = PAGE,
+    page: int | None = None,
     swap: bool = True,
     lock_wait: float = 10.0,
     on_bulk_done: Callable[[], None] | None = None,
@@ -108,30 +98,51 @@ def rebuild(
         try:
             starts = _prepare(conn, projectors, fresh)
             head = _head(conn)
-            topics = _topics(conn) if any(starts[p.name] < head for p in projectors) else []
+            behind = min(starts.values())
+            counts = topic_counts(conn, behind, head) if behind < head else {}
             phases["prepare"] = time.perf_counter() - began
-            plan = _plan(url, projectors, topics, head, lanes, page)
-            read = _run_lanes(plan, starts, head, lanes == 0, progress)
+            planned = plan(url, projectors, counts, head, lanes, page or WINDOW)
+            reports = _run_lanes(planned, starts, head, lanes == 0, progress)
             phases["bulk"] = time.perf_counter() - began - sum(phases.values())
             if on_bulk_done is not None:
                 on_bulk_done()
             with ConnectionPool(url, min_size=1, max_size=2, open=True) as pool:
                 runners = [
                     ProjectionRunner(
-                        core.app, pool, p, page_size=page, schema=shadow.SHADOW_SCHEMA, bulk=True
+                        core.app,
+                        pool,
+                        p,
+                        page_size=page or PAGE,
+                        schema=shadow.SHADOW_SCHEMA,
+                        bulk=True,
                     )
                     for p in projectors
                 ]
                 for runner in runners:
                     runner.run_until_caught_up()
                 phases["catch_up"] = time.perf_counter() - began - sum(phases.values())
+                # Statistics travel with the tables: the live API plans well from the swap on
+                # instead of waiting for autovacuum (journal pages took 300-500 ms till then).
+                for p in projectors if swap else ():
+                    for table in p.tables():
+                        conn.execute(
+                            SQL("ANALYZE {}.{}").format(
+                                Identifier(shadow.SHADOW_SCHEMA), Identifier(shadow.bare(table))
+                            )
+                        )
+                phases["analyze"] = time.perf_counter() - began - sum(phases.values())
                 for runner in runners if swap else ():
                     _swap(conn, runner)
             phases["swap"] = time.perf_counter() - began - sum(phases.values())
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     return RebuildResult(
-        [p.name for p in projectors], head, time.perf_counter() - began, read, phases
+        [p.name for p in projectors],
+        head,
+        time.perf_counter() - began,
+        sum(r["events"] for r in reports),
+        phases,
+        [{**r, "names": planned[r["lane"]].names} for r in reports],
     )
 
 
@@ -164,8 +175,9 @@ def _prepare(conn: psycopg.Connection[Any], projectors: list[Projector], fresh: 
             starts[p.name] = int(row[0])
             continue
         with conn.transaction():
-            for table in p.tables():
-                shadow.create_shadow(conn, shadow.bare(table))
+            later = appends_only(p)
+            for table in map(shadow.bare, p.tables()):
+                shadow.create_shadow(conn, table, keyed=table not in later)
             conn.execute(
                 SQL(
                     "INSERT INTO {} (projection, position) VALUES (%s, 0) ON CONFLICT "
@@ -191,72 +203,42 @@ def _head(conn: psycopg.Connection[Any]) -> int:
     return int(row.fetchone()[0])  # type: ignore[index]
 
 
-def _topics(conn: psycopg.Connection[Any]) -> list[str]:
-    return [t for (t,) in conn.execute("SELECT DISTINCT topic FROM public.ledger_events")]
-
-
-def _plan(
-    url: str,
-    projectors: list[Projector],
-    topics: list[str],
-    head: int,
-    lanes: int | None,
-    page: int,
-) -> list[Lane]:
-    """Share the projectors out over the lanes, heaviest first (by how many topics they
-    want, a cheap stand-in for how many events they decode)."""
-    count = lanes if lanes is not None else max(1, min(len(os.sched_getaffinity(0)), 4))
-    count = max(1, min(count, len(projectors)))
-    # The journal decodes the most and needs nothing else: it gets a lane of its own first.
-    weight = {
-        p.name: sum(1 for t in topics if p.wants(t)) + (10_000 if p.name == "journal" else 0)
-        for p in projectors
-    }
-    groups: list[list[Projector]] = [[] for _ in range(count)]
-    loads = [0] * count
-    for p in sorted(projectors, key=lambda p: -weight[p.name]):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(p)
-        loads[lightest] += weight[p.name]
-    plan = []
-    for i, group in enumerate(g for g in groups if g):
-        wanted = tuple(sorted({t for t in topics for p in group if p.wants(t)}))
-        everything = all(
-            p.topic_prefixes is None and type(p).wants is Projector.wants for p in group
-        )
-        names = tuple(p.name for p in group)
-        plan.append(Lane(i, url, names, None if everything else wanted, head, page))
-    return plan
-
-
 # -- the bulk phase -----------------------------------------------------------------------
 
 
 def _run_lanes(
     plan: list[Lane], starts: dict[str, int], head: int, inline: bool, progress: bool
-) -> int:
+) -> list[dict[str, Any]]:
+    """Each lane's report (see rebuild_lane.run_lane), in plan order."""
     if inline:
-        return sum(run_lane(lane) for lane in plan)
+        return [run_lane(lane) for lane in plan]
     ctx = multiprocessing.get_context("spawn")
-    reports: Any = ctx.Queue()
-    procs = [ctx.Process(target=run_lane, args=(lane, reports), daemon=True) for lane in plan]
+    queue_: Any = ctx.Queue()
+    procs = [ctx.Process(target=_lane_process, args=(lane, queue_), daemon=True) for lane in plan]
     for proc in procs:
         proc.start()
     positions = {lane.index: min(starts[n] for n in lane.names) for lane in plan}
-    read = 0
+    done: dict[int, dict[str, Any]] = {}
     with _Progress(progress, min(positions.values()), head) as bar:
-        while any(proc.is_alive() for proc in procs) or not reports.empty():
+        while any(proc.is_alive() for proc in procs) or not queue_.empty():
             try:
-                index, position, rows = reports.get(timeout=0.2)
+                index, position, report = queue_.get(timeout=0.2)
             except queue.Empty:
                 continue
-            positions[index], read = position, read + rows
+            if position is None:
+                done[index] = report
+                continue
+            positions[index] = position
             bar.update(min(positions.values()))
     for proc in procs:
         proc.join()
         if proc.exitcode != 0:
             raise RuntimeError(f"a rebuild lane failed (exit code {proc.exitcode})")
-    return read
+    return [done[lane.index] for lane in plan]
+
+
+def _lane_process(lane: Lane, reports: Any) -> None:
+    reports.put((lane.index, None, run_lane(lane, reports)))
 
 
 class _Progress:
@@ -297,107 +279,6 @@ class _Progress:
     def __exit__(self, *exc: Any) -> None:
         if self.show:
             self.bar.__exit__(*exc)
-
-
-def run_lane(lane: Lane, reports: Any = None) -> int:
-    """One lane of the bulk phase (a process of its own, or inline); returns events read."""
-    from infra.db import eventsourcing_env
-    from ledger.application import LedgerApplication
-
-    if reports is not None:
-        gc.freeze()  # a lane's own process: keep its long-lived objects out of collections
-    app: Application[UUID] = LedgerApplication(env=eventsourcing_env(lane.url, pool_size=1))
-    projectors = [by_name(n) for n in lane.names]
-    tracking = SQL("{}.tracking").format(Identifier(shadow.SHADOW_SCHEMA))
-    read = 0
-    try:
-        with psycopg.connect(lane.url, autocommit=True) as conn:
-            conn.execute("SET synchronous_commit = off")
-            conn.execute("SET maintenance_work_mem = '256MB'")
-            positions: dict[str, int] = dict(
-                conn.execute(
-                    SQL("SELECT projection, position FROM {} WHERE projection = ANY(%s)").format(
-                        tracking
-                    ),
-                    (list(lane.names),),
-                ).fetchall()
-            )
-            position = min(positions[n] for n in lane.names)
-            while position < lane.stop:
-                last = min(position + lane.page, lane.stop)
-                rows = _page(conn, position, last, lane.topics)
-                read += len(rows)
-                _apply(conn, app, projectors, positions, rows, last)
-                position = last
-                if reports is not None:
-                    reports.put((lane.index, position, len(rows)))
-            for p in projectors:
-                shadow.add_secondary_indexes(conn, [shadow.bare(t) for t in p.tables()])
-    finally:
-        app.close()
-    return read
-
-
-_SELECT = (
-    "SELECT notification_id, originator_id, originator_version, topic, state "
-    "FROM public.ledger_events WHERE notification_id > %s AND notification_id <= %s"
-)
-
-
-def _page(
-    conn: psycopg.Connection[Any], after: int, upto: int, topics: tuple[str, ...] | None
-) -> list[tuple[Any, ...]]:
-    """The wanted events at positions (after, upto]: a window of positions rather than a
-    LIMIT, so that the plan is a short index range scan whatever the table's statistics.
-    A plain binary SELECT: 2.5 times the rows per second of the recorder's
-    select_notifications (which builds a dict and a Notification per row) on this box."""
-    with conn.cursor(binary=True) as cur:
-        if topics is None:
-            cur.execute(_SELECT + " ORDER BY notification_id", (after, upto))
-        else:
-            cur.execute(
-                _SELECT + " AND topic = ANY(%s) ORDER BY notification_id",
-                (after, upto, list(topics)),
-            )
-        return cur.fetchall()
-
-
-def _apply(
-    conn: psycopg.Connection[Any],
-    app: Application[UUID],
-    projectors: list[Projector],
-    positions: dict[str, int],
-    rows: list[tuple[Any, ...]],
-    last: int,
-) -> None:
-    """Decode each row once, give each projector the events it wants and has not applied,
-    and move the tracking rows, in one transaction."""
-    pages: dict[str, list[Envelope]] = {p.name: [] for p in projectors}
-    mapper = app.mapper
-    for nid, originator_id, version, topic, state in rows:
-        takers = [p for p in projectors if positions[p.name] < nid and p.wants(topic)]
-        if takers:
-            event = mapper.to_domain_event(StoredEvent(originator_id, version, topic, state))
-            envelope = Envelope(nid, event)
-            for p in takers:
-                pages[p.name].append(envelope)
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            SQL("SET LOCAL search_path TO {}, public").format(Identifier(shadow.SHADOW_SCHEMA))
-        )
-        for p in projectors:
-            if pages[p.name]:
-                p.apply_bulk(cur, pages[p.name])
-        moved = [p.name for p in projectors if positions[p.name] < last]
-        cur.execute(
-            SQL(
-                "UPDATE {}.tracking SET position = %s, updated_at = now() "
-                "WHERE projection = ANY(%s)"
-            ).format(Identifier(shadow.SHADOW_SCHEMA)),
-            (last, moved),
-        )
-    for name in moved:
-        positions[name] = last
 
 
 # -- the swap -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from projections.members import MembersProjector
 from projections.orders_bulk import FoldedOrdersProjector
 from projections.outbox import OutboxProjector
 from projections.platform_figures import PlatformFiguresProjector
+from projections.reconciliation import ReconciliationProjector
 from projections.shifts import ShiftsProjector
 from projections.station_figures import StationFiguresProjector
 from projections.stations import StationsProjector
@@ -29,6 +30,7 @@ def all_projectors() -> list[Projector]:
         CouponsProjector(),
         DistributionProjector(),
         MallProjector(),
+        ReconciliationProjector(),
         PayoutOutboxProjector(),
         OutboxProjector(),
     ]

@@ -3,8 +3,9 @@ definitions, and the swap that puts them in place of the live ones.
 
 A shadow table is `LIKE read.x` with its columns, defaults and checks; its primary and unique
 constraints (which upserts need) and its triggers (the journal's balance check) are added at
-once, under the live names; its other indexes are added after the bulk load, which is faster
-than keeping them up to date row by row. Grants are copied from the live table. The swap
+once, under the live names (after the bulk load for a table the load only appends to); its
+other indexes are added after the bulk load, which is faster than keeping them up to date
+row by row. Grants are copied from the live table. The swap
 drops the live table and moves the shadow one into `read`, names and all.
 """
 
@@ -58,31 +59,20 @@ def ensure_schema(conn: Connection[Any], schema: str = SHADOW_SCHEMA) -> None:
         )
 
 
-def create_shadow(conn: Connection[Any], table: str, schema: str = SHADOW_SCHEMA) -> None:
-    """(Re)create the shadow of read.<table>, empty, without its secondary indexes."""
+def create_shadow(
+    conn: Connection[Any], table: str, schema: str = SHADOW_SCHEMA, *, keyed: bool = True
+) -> None:
+    """(Re)create the shadow of read.<table>, empty, without its secondary indexes; and
+    without its keys and triggers either when not `keyed` (a table the bulk phase only
+    appends to: `add_keys_and_triggers` adds them after it, faster than keeping them)."""
     live = SQL("{}.{}").format(Identifier(LIVE_SCHEMA), Identifier(table))
     shadow = SQL("{}.{}").format(Identifier(schema), Identifier(table))
     conn.execute(SQL("DROP TABLE IF EXISTS {}").format(shadow))
     conn.execute(
         SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL EXCLUDING INDEXES)").format(shadow, live)
     )
-    keys = conn.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY conname",
-        (f"{LIVE_SCHEMA}.{table}",),
-    ).fetchall()
-    for name, definition in keys:
-        conn.execute(
-            SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(shadow, Identifier(name))
-            + SQL(definition)  # type: ignore[arg-type]
-        )
-    triggers = conn.execute(
-        "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
-        "WHERE tgrelid = %s::regclass AND NOT tgisinternal ORDER BY tgname",
-        (f"{LIVE_SCHEMA}.{table}",),
-    ).fetchall()
-    for (definition,) in triggers:
-        conn.execute(_retarget(definition, table, schema))  # type: ignore[arg-type]
+    if keyed:
+        add_keys_and_triggers(conn, table, schema)
     grants = conn.execute(
         "SELECT grantee, string_agg(privilege_type, ', ') FROM information_schema.table_privileges "
         "WHERE table_schema = %s AND table_name = %s AND grantee <> current_user "
@@ -97,6 +87,40 @@ def create_shadow(conn: Connection[Any], table: str, schema: str = SHADOW_SCHEMA
         )
 
 
+def add_keys_and_triggers(conn: Connection[Any], table: str, schema: str = SHADOW_SCHEMA) -> None:
+    """read.<table>'s primary and unique constraints (which upserts need) and its triggers
+    (the journal's balance check), under the live names, on <schema>.<table>; those it has
+    already are left alone."""
+    shadow = SQL("{}.{}").format(Identifier(schema), Identifier(table))
+    present = {
+        name
+        for (name,) in conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass "
+            "UNION SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass",
+            (f"{schema}.{table}", f"{schema}.{table}"),
+        ).fetchall()
+    }
+    keys = conn.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY conname",
+        (f"{LIVE_SCHEMA}.{table}",),
+    ).fetchall()
+    for name, definition in keys:
+        if name not in present:
+            conn.execute(
+                SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(shadow, Identifier(name))
+                + SQL(definition)  # type: ignore[arg-type]
+            )
+    triggers = conn.execute(
+        "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+        "WHERE tgrelid = %s::regclass AND NOT tgisinternal ORDER BY tgname",
+        (f"{LIVE_SCHEMA}.{table}",),
+    ).fetchall()
+    for name, definition in triggers:
+        if name not in present:
+            conn.execute(_retarget(definition, table, schema))  # type: ignore[arg-type]
+
+
 def secondary_indexes(conn: Connection[Any], table: str) -> list[tuple[str, str]]:
     """(name, definition) of read.<table>'s indexes that back no constraint."""
     return conn.execute(
@@ -108,9 +132,12 @@ def secondary_indexes(conn: Connection[Any], table: str) -> list[tuple[str, str]
     ).fetchall()
 
 
-def add_secondary_indexes(
+def missing_indexes(
     conn: Connection[Any], tables: Iterable[str], schema: str = SHADOW_SCHEMA
-) -> None:
+) -> list[str]:
+    """CREATE INDEX statements for the live tables' secondary indexes that the shadow
+    tables lack yet."""
+    statements = []
     for table in tables:
         present = {
             name
@@ -121,7 +148,8 @@ def add_secondary_indexes(
         }
         for name, definition in secondary_indexes(conn, table):
             if name not in present:
-                conn.execute(_retarget(definition, table, schema))  # type: ignore[arg-type]
+                statements.append(_retarget(definition, table, schema))
+    return statements
 
 
 def swap_tables(conn: Connection[Any], tables: Sequence[str], schema: str = SHADOW_SCHEMA) -> None:

@@ -30,6 +30,7 @@ SHIFT_COLUMNS = (
 class ShiftsProjector(Projector):
     name = "shifts"
     topic_prefixes = ("ledger.domain.shift:Shift.",)
+    schema_aware = True
 
     def tables(self) -> Sequence[str]:
         return ("read.shifts",)
@@ -39,14 +40,14 @@ class ShiftsProjector(Projector):
             e, kind = env.event, type(env.event).__name__
             if kind == "Opened":
                 cur.execute(
-                    "INSERT INTO read.shifts (shift_id, station_id, number, cashier, status, "
+                    "INSERT INTO shifts (shift_id, station_id, number, cashier, status, "
                     "opened_at, position) VALUES (%s, %s, %s, %s, 'open', %s, %s) "
                     "ON CONFLICT (shift_id) DO NOTHING",
                     (e.originator_id, e.station_id, e.number, e.cashier, e.opened_at, env.position),
                 )
             elif kind == "Closed":
                 cur.execute(
-                    "UPDATE read.shifts SET status = 'closed', closed_at = %s, system_fen = %s, "
+                    "UPDATE shifts SET status = 'closed', closed_at = %s, system_fen = %s, "
                     "counted_fen = %s, difference_fen = %s, order_count = %s, refund_count = %s, "
                     "refunds_fen = %s, settled_fen = %s, up_to_position = %s, position = %s "
                     "WHERE shift_id = %s",

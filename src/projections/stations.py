@@ -1,4 +1,5 @@
-"""Stations, their current prices and the price history, from the Station aggregate's events.
+"""Stations, their current prices, the price history and their webhooks, from the Station
+aggregate's events.
 
 A page of events is folded in memory first, so a page of thousands of registrations is one
 COPY, and prices and nozzles are one upsert each, whatever the page holds.
@@ -49,7 +50,12 @@ class StationsProjector(Projector):
     topic_prefixes = ("ledger.domain.station:Station.",)
 
     def tables(self) -> Sequence[str]:
-        return ("read.stations", "read.station_prices", "read.price_history")
+        return (
+            "read.stations",
+            "read.station_prices",
+            "read.price_history",
+            "read.station_webhooks",
+        )
 
     def apply(self, cur: Cursor[Any], envelopes: Sequence[Envelope]) -> None:
         new: dict[UUID, dict[str, Any]] = {}  # stations registered in this page
@@ -57,6 +63,7 @@ class StationsProjector(Projector):
         nozzles: dict[tuple[UUID, str], tuple[list[int], int]] = {}
         prices: dict[tuple[UUID, str], tuple[Any, ...]] = {}
         history: list[tuple[Any, ...]] = []
+        webhooks: dict[UUID, tuple[Any, ...] | None] = {}  # the last word per station wins
         for env in envelopes:
             e, at, kind = env.event, env.event.timestamp, type(env.event).__name__
             station_id = e.originator_id
@@ -89,6 +96,12 @@ class StationsProjector(Projector):
                     (env.position, station_id, e.grade, price, previous, e.changed_by, at)
                 )
                 continue
+            elif kind == "WebhookConfigured":
+                webhooks[station_id] = (e.url, e.secret_sealed, e.configured_by, at, env.position)
+                continue
+            elif kind == "WebhookRemoved":
+                webhooks[station_id] = None
+                continue
             else:
                 continue
             stamp["updated_at"], stamp["position"] = at, env.position
@@ -97,6 +110,7 @@ class StationsProjector(Projector):
             self._update_station(cur, station_id, changes)
         self._upsert_nozzles(cur, nozzles)
         self._upsert_prices(cur, list(prices.values()))
+        self._apply_webhooks(cur, webhooks)
         if history:
             with cur.copy(
                 "COPY price_history (position, station_id, grade, price_fen_per_litre, "
@@ -113,6 +127,21 @@ class StationsProjector(Projector):
         with cur.copy(f"COPY stations ({', '.join(STATION_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[c] for c in STATION_COLUMNS])
+
+    @staticmethod
+    def _apply_webhooks(cur: Cursor[Any], webhooks: dict[UUID, tuple[Any, ...] | None]) -> None:
+        for station_id, hook in webhooks.items():
+            if hook is None:
+                cur.execute("DELETE FROM station_webhooks WHERE station_id = %s", (station_id,))
+                continue
+            cur.execute(
+                "INSERT INTO station_webhooks (station_id, url, secret_sealed, configured_by, "
+                "configured_at, position) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (station_id) DO UPDATE SET url = EXCLUDED.url, "
+                "secret_sealed = EXCLUDED.secret_sealed, configured_by = EXCLUDED.configured_by, "
+                "configured_at = EXCLUDED.configured_at, position = EXCLUDED.position",
+                (station_id, *hook),
+            )
 
     @staticmethod
     def _update_station(cur: Cursor[Any], station_id: UUID, changes: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Alipay open-platform client (mini-program payments, refunds, statements) on RSA2.
+"""Alipay open-platform client (mini-program sign-in, payments, refunds, statements) on RSA2.
 
 Every request is signed with our app key; every successful response is verified
 with Alipay's public key over the raw JSON text before any field is trusted.
@@ -36,6 +36,7 @@ __all__ = [
     "AlipayBillRow",
     "AlipayClient",
     "AlipayConfig",
+    "AlipayIdentity",
     "AlipayNotification",
     "NotificationRejected",
     "ProviderError",
@@ -68,6 +69,19 @@ class AlipayNotification:
     params: dict[str, str] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class AlipayIdentity:
+    """Who signed in: the 2088... user id, and/or the per-app OpenID newer apps receive."""
+
+    user_id: str | None
+    open_id: str | None
+
+    @property
+    def buyer_id(self) -> str:
+        """What identifies the member as a buyer (alipay.trade.create takes either)."""
+        return str(self.user_id or self.open_id)
+
+
 class AlipayClient:
     def __init__(
         self,
@@ -81,6 +95,20 @@ class AlipayClient:
         self._clock = clock
         self._key = load_private_key(config.app_private_key_pem)
         self._alipay_key = load_public_key(config.alipay_public_key_pem)
+
+    def oauth_token(self, auth_code: str) -> AlipayIdentity:
+        """alipay.system.oauth.token: a my.getAuthCode() code for the user's ids. The access
+        token it also returns is not kept (we call no user-info API with it)."""
+        result = self._call(
+            "alipay.system.oauth.token",
+            None,
+            extra={"grant_type": "authorization_code", "code": auth_code},
+        )
+        user_id = str(result.get("user_id") or "") or None
+        open_id = str(result.get("open_id") or "") or None
+        if user_id is None and open_id is None:
+            raise ProviderError("bad_response", "oauth.token named no user", 200, False)
+        return AlipayIdentity(user_id=user_id, open_id=open_id)
 
     def trade_create(self, out_trade_no: str, amount_fen: int, subject: str, buyer_id: str) -> str:
         """alipay.trade.create, the mini-program flow; returns trade_no for my.tradePay."""
@@ -159,7 +187,14 @@ class AlipayClient:
             params=params,
         )
 
-    def _call(self, method: str, biz: Mapping[str, Any], notify: bool = False) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        biz: Mapping[str, Any] | None,
+        notify: bool = False,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """`biz` goes in biz_content; `extra` are top-level parameters (oauth.token's)."""
         params = {
             "app_id": self.config.app_id,
             "method": method,
@@ -168,8 +203,10 @@ class AlipayClient:
             "sign_type": "RSA2",
             "timestamp": beijing_time(self._clock()),
             "version": "1.0",
-            "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":")),
+            **(extra or {}),
         }
+        if biz is not None:
+            params["biz_content"] = json.dumps(biz, ensure_ascii=False, separators=(",", ":"))
         if notify:
             params["notify_url"] = self.config.notify_url
         params["sign"] = sign_params(self._key, params)
@@ -186,10 +223,11 @@ class AlipayClient:
 
     def _result(self, method: str, response: httpx.Response) -> dict[str, Any]:
         text = response.text
+        found_key = "ok"
         try:
-            found = extract_response(text, response_key(method)) or extract_response(
-                text, "error_response"
-            )
+            found = extract_response(text, response_key(method))
+            if found is None:
+                found, found_key = extract_response(text, "error_response"), "error"
             sign = json.loads(text).get("sign")
         except ValueError:
             found, sign = None, None
@@ -197,8 +235,10 @@ class AlipayClient:
             raise ProviderError("bad_response", text[:200], response.status_code, True)
         raw, result = found
         signed = bool(sign) and rsa_verify(self._alipay_key, raw.encode(), str(sign))
+        # oauth.token answers success without a code, and its errors under error_response.
+        ok_without_code = found_key == "ok" and "code" not in result
         code = str(result.get("code", ""))
-        if code == "10000":
+        if code == "10000" or ok_without_code:
             if not signed:
                 raise ProviderError("bad_response_signature", method, response.status_code)
             return result

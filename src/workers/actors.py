@@ -12,12 +12,15 @@ Importing this module configures the global broker from REDIS_URL.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 import dramatiq
 
-from workers import back_office, effects, payouts
+from workers import back_office, effects, payouts, webhooks
 from workers.broker import MINUTE_MS, SECOND_MS, record_heartbeat, setup_broker
 from workers.context import get_context
+from workers.reconciliation import reconcile_due as reconcile_statements
 
 broker = setup_broker()
 
@@ -33,8 +36,27 @@ def heartbeat() -> None:
 
 @dramatiq.actor(time_limit=effects.BROADCAST_TIME_LIMIT_S * SECOND_MS, max_retries=8)
 def station_broadcast(order_id: str, station_id: str | None, event_id: str) -> None:
-    effects.station_broadcast(
-        get_context(), order_id=order_id, station_id=station_id, event_id=event_id
+    ctx = get_context()
+    effects.station_broadcast(ctx, order_id=order_id, station_id=station_id, event_id=event_id)
+    # Also after a redelivery that found the broadcast done: a crash in between is covered.
+    webhooks.queue_after_broadcast(ctx.core.read_pool, UUID(event_id))
+
+
+@dramatiq.actor(
+    time_limit=webhooks.TIME_LIMIT_S * SECOND_MS,
+    max_retries=webhooks.MAX_ATTEMPTS - 1,
+    min_backoff=webhooks.MIN_BACKOFF_MS,
+    max_backoff=webhooks.MAX_BACKOFF_MS,
+)
+def station_webhook(order_id: str, event_type: str, event_id: str, **details: Any) -> None:
+    """A paid order (queued after its broadcast) or a refund (outbox row of
+    FuelOrder.Refunded), POSTed to the station's webhook if it has one."""
+    webhooks.station_webhook(
+        get_context(),
+        order_id=order_id,
+        event_type=event_type,
+        event_id=event_id,
+        details=details,
     )
 
 
@@ -74,6 +96,12 @@ def send_payout(withdrawal_id: str, out_bill_no: str, event_id: str) -> None:
 def backup_due() -> None:
     """Scheduled: a pg_dump when none is recent enough (BACKUP_EVERY_HOURS)."""
     back_office.backup_due(get_context())
+
+
+@dramatiq.actor(max_retries=0, time_limit=10 * MINUTE_MS, max_age=60 * SECOND_MS)
+def reconcile_due(now: str | None = None) -> None:
+    """Scheduled: fetch and import yesterday's provider statements once they are out."""
+    reconcile_statements(get_context(), datetime.fromisoformat(now) if now else None)
 
 
 # -- back-office jobs --------------------------------------------------------------------------

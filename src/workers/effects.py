@@ -60,6 +60,26 @@ def claim(pool: ConnectionPool, event_id: UUID, actor: str, stale_after_s: float
     return row is not None
 
 
+class HeldElsewhere(Exception):
+    """An attempt that has not finished holds the effect's claim; dramatiq retries until it
+    finishes or its claim goes stale (its worker was killed mid-effect)."""
+
+
+def take(pool: ConnectionPool, event_id: UUID, actor: str, stale_after_s: float) -> bool:
+    """Claim the effect; False when it is done. An unfinished claim held elsewhere raises
+    HeldElsewhere: returning would drop the effect for good if that attempt never ends."""
+    if claim(pool, event_id, actor, stale_after_s):
+        return True
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT done_at IS NOT NULL FROM read.side_effects WHERE event_id = %s AND actor = %s",
+            (event_id, actor),
+        ).fetchone()
+    if row is not None and row[0]:
+        return False
+    raise HeldElsewhere(f"{actor} for {event_id} is in hand elsewhere")
+
+
 def release(pool: ConnectionPool, event_id: UUID, actor: str) -> None:
     """Give an unfinished claim back, so the retry of a failed attempt can take it."""
     try:
@@ -77,9 +97,9 @@ def station_broadcast(
     ctx: WorkerContext, *, order_id: str, station_id: str | None, event_id: str
 ) -> bool:
     """Tell the station an order is paid: a console message with its voice broadcast, once
-    per event. Returns False when an earlier delivery already did (or is doing) it."""
+    per event. Returns False when an earlier delivery already did it."""
     key, pool = UUID(event_id), ctx.core.read_pool
-    if not claim(pool, key, STATION_BROADCAST, BROADCAST_TIME_LIMIT_S):
+    if not take(pool, key, STATION_BROADCAST, BROADCAST_TIME_LIMIT_S):
         return False
     try:
         order = _paid_order(pool, UUID(order_id))

@@ -28,6 +28,8 @@ def default_jobs() -> dict[str, Job]:
         "heartbeat": dict,
         # does nothing unless the last backup is older than BACKUP_EVERY_HOURS
         "backup_due": dict,
+        # does nothing once yesterday's provider statements are imported
+        "reconcile_due": lambda: {"now": datetime.now(UTC).isoformat()},
     }
 
 

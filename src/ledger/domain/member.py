@@ -1,4 +1,10 @@
-"""A member: who signed in through the mini-program, their profile and bound mobile number."""
+"""A member: who signed in through the mini-program, their profile and bound mobile number.
+
+A member signs in from WeChat (an openid) or from Alipay (a user id); one person can be both.
+The Alipay id belongs to exactly one member, which an AlipayAccount (keyed by the Alipay id)
+records: two members can never claim it, as creating it twice collides in the store. The
+link to an existing member is made by its bound phone number (see MemberService).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,13 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.errors import InvalidAvatarUrl, InvalidNickname, InvalidPhone, ReferralRejected
+from ledger.errors import (
+    DomainError,
+    InvalidAvatarUrl,
+    InvalidNickname,
+    InvalidPhone,
+    ReferralRejected,
+)
 from ledger.ids import from_key
 
 NICKNAME_MAX = 32
@@ -59,6 +71,13 @@ def normalize_phone(phone: str, country_code: str = "86") -> str:
     return raw
 
 
+class AlipayAccountTaken(DomainError):
+    """The member already has another Alipay account."""
+
+    code = "alipay_account_conflict"
+    status = 409
+
+
 def mask_phone(phone: str | None) -> str | None:
     if not phone:
         return None
@@ -66,14 +85,28 @@ def mask_phone(phone: str | None) -> str | None:
 
 
 class Member(Aggregate):
+    # Members registered before Alipay sign-in existed replay without it (class default).
+    alipay_user_id: str | None = None
+
     @staticmethod
-    def create_id(openid: str) -> UUID:
-        # Two first sign-ins of one WeChat user collide on version 1: exactly one wins.
-        return from_key("member", openid)
+    def create_id(openid: str | None, alipay_user_id: str | None = None) -> UUID:
+        # Two first sign-ins of one WeChat (or Alipay) user collide on version 1: one wins.
+        if openid:
+            return from_key("member", openid)
+        if not alipay_user_id:
+            raise ValueError("a member signs up with a WeChat openid or an Alipay user id")
+        return from_key("member_alipay", alipay_user_id)
 
     @event("Registered")
-    def __init__(self, openid: str, unionid: str | None, referral_code: str | None = None) -> None:
-        self.openid = openid
+    def __init__(
+        self,
+        openid: str | None,
+        unionid: str | None,
+        referral_code: str | None = None,
+        alipay_user_id: str | None = None,
+    ) -> None:
+        self.openid = openid  # None for a member who signed up from Alipay
+        self.alipay_user_id = alipay_user_id
         self.unionid = unionid
         # The code the member arrived with; the referral issue resolves it to a referrer.
         self.referral_code = referral_code
@@ -109,6 +142,16 @@ class Member(Aggregate):
         self._phone_bound(phone=phone, method=method)
         return True
 
+    def link_alipay(self, user_id: str) -> bool:
+        """Add the Alipay account; False when it is this one already. A member has at most
+        one (the caller has claimed the AlipayAccount for it in the same command)."""
+        if self.alipay_user_id == user_id:
+            return False
+        if self.alipay_user_id is not None:
+            raise AlipayAccountTaken("this member already has another Alipay account")
+        self._alipay_linked(user_id=user_id)
+        return True
+
     def bind_referrer(self, referrer: UUID) -> bool:
         """Bind who referred this member, once and for good: never rebound, never self.
         False when it is that referrer already. (Cycles are refused by the caller, which
@@ -134,3 +177,20 @@ class Member(Aggregate):
     @event("ReferrerBound")
     def _referrer_bound(self, referrer: UUID) -> None:
         self.referrer = referrer
+
+    @event("AlipayLinked")
+    def _alipay_linked(self, user_id: str) -> None:
+        self.alipay_user_id = user_id
+
+
+class AlipayAccount(Aggregate):
+    """Which member an Alipay user id belongs to: the uniqueness of that id, in the store."""
+
+    @staticmethod
+    def create_id(user_id: str) -> UUID:
+        return from_key("alipay_account", user_id)
+
+    @event("Claimed")
+    def __init__(self, user_id: str, member_id: UUID) -> None:
+        self.user_id = user_id
+        self.member_id = member_id

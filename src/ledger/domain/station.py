@@ -10,7 +10,9 @@ record, so tightening a rule later never stops an old log from replaying.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -29,6 +31,12 @@ LAT_E6_LIMIT, LNG_E6_LIMIT = 90_000_000, 180_000_000
 TEXT_FIELDS = ("name", "address", "phone")
 INT_FIELDS = ("lat_e6", "lng_e6", "rating", "settlement_rate_bps")
 EDITABLE = (*TEXT_FIELDS, *INT_FIELDS, "status")
+WEBHOOK_URL_MAX = 2048
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+
+
+class InvalidWebhookUrl(InvalidStation):
+    code = "invalid_webhook_url"
 
 
 def _within(field: str, value: object, low: int, high: int) -> int:
@@ -65,6 +73,23 @@ def validate_profile(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def validate_webhook_url(url: object) -> str:
+    """An absolute http(s) URL with a host and no credentials in it. Where it may point
+    (no private ranges in production) needs DNS, so the API checks that, not the domain."""
+    if not isinstance(url, str) or not url or len(url) > WEBHOOK_URL_MAX or _URL_UNSAFE.search(url):
+        raise InvalidWebhookUrl(f"a webhook URL is 1 to {WEBHOOK_URL_MAX} characters", field="url")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise InvalidWebhookUrl("the webhook URL does not parse", field="url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhookUrl("a webhook URL is http:// or https:// with a host", field="url")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidWebhookUrl("a webhook URL must not carry credentials", field="url")
+    return url
+
+
 def validate_price(price: object) -> int:
     if isinstance(price, bool) or not isinstance(price, int) or not MIN_PRICE <= price <= MAX_PRICE:
         raise InvalidPrice(
@@ -75,6 +100,11 @@ def validate_price(price: object) -> int:
 
 
 class Station(Aggregate):
+    # Stations registered before webhooks existed replay without these (class defaults).
+    webhook_url: str | None = None
+    # The signing secret sealed with SECRETS_KEY (infra.secrets): never plain in an event.
+    webhook_secret_sealed: str | None = None
+
     @staticmethod
     def create_id(code: str) -> UUID:
         return from_key("station", code)
@@ -204,6 +234,21 @@ class Station(Aggregate):
         )
         return True
 
+    def configure_webhook(self, url: str, secret_sealed: str, configured_by: str) -> None:
+        """Point the station's webhook at `url` with a new signing secret (every call
+        rotates it: the caller shows the secret once, and only then)."""
+        url = validate_webhook_url(url)
+        if not isinstance(secret_sealed, str) or not secret_sealed:
+            raise InvalidStation("a webhook needs its sealed signing secret", field="secret")
+        self._webhook_configured(url=url, secret_sealed=secret_sealed, configured_by=configured_by)
+
+    def remove_webhook(self, removed_by: str) -> bool:
+        """Stop webhook deliveries; False when there is no webhook."""
+        if self.webhook_url is None:
+            return False
+        self._webhook_removed(removed_by=removed_by)
+        return True
+
     # -- events ---------------------------------------------------------------------------
 
     @event("ProfileEdited")
@@ -225,3 +270,13 @@ class Station(Aggregate):
         changed_by: str,
     ) -> None:
         self.grades[grade]["price_fen_per_litre"] = price_fen_per_litre
+
+    @event("WebhookConfigured")
+    def _webhook_configured(self, url: str, secret_sealed: str, configured_by: str) -> None:
+        self.webhook_url = url
+        self.webhook_secret_sealed = secret_sealed
+
+    @event("WebhookRemoved")
+    def _webhook_removed(self, removed_by: str) -> None:
+        self.webhook_url = None
+        self.webhook_secret_sealed = None

@@ -265,6 +265,15 @@ class MallService(MallCatalogue):
             ),
         )
 
+    def needs_cash(self, goods_id: UUID, quantity: int = 1) -> bool:
+        """Whether redeeming would ask for a cash part, read before anything is held so a
+        member who cannot pay it is refused first."""
+        try:
+            goods: Any = self.runner.app.repository.get(goods_id)
+        except AggregateNotFoundError:
+            return False  # redeem itself answers "no such goods"
+        return isinstance(goods, MallGoods) and goods.cash_price_fen * quantity > 0
+
     def order(self, order_id: UUID) -> dict[str, Any]:
         try:
             found: Any = self.runner.app.repository.get(order_id)

@@ -186,6 +186,10 @@ class WithdrawalService:
         member = uow.find(Member, member_id)
         if member is None:
             raise NotFound(f"no member {member_id}")
+        if not member.openid:  # an Alipay-only member has no WeChat balance to receive it
+            raise WithdrawalNotAllowed(
+                "a WeChat payout needs a WeChat sign-in first (POST /v1/auth/wechat-login)"
+            )
         return {"openid": member.openid}
 
     @staticmethod

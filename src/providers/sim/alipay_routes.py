@@ -1,4 +1,5 @@
-"""HTTP face of the Alipay simulator: `/gateway.do`, statement downloads, `/sim/...` controls."""
+"""HTTP face of the Alipay simulator: `/gateway.do`, statement downloads, `/sim/...` controls
+(`POST /sim/auth-codes {"user_id"?, "open_id"?}` mints a sign-in code)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,12 @@ def control_routes(sim: AlipaySim) -> list[Route]:
     async def history(request: Request, options: dict[str, Any]) -> Any:
         return deliveries(sim.deliveries)
 
+    async def auth_code(request: Request, options: dict[str, Any]) -> Any:
+        user_id, open_id = options.get("user_id"), options.get("open_id")
+        return sim.mint_auth_code(
+            str(user_id) if user_id else None, str(open_id) if open_id else None
+        )
+
     return [
         Route("/sim/trades/{out_trade_no}/pay", control(pay), methods=["POST"]),
         Route("/sim/trades/{out_trade_no}/finish", control(finish), methods=["POST"]),
@@ -106,4 +113,5 @@ def control_routes(sim: AlipaySim) -> list[Route]:
         Route("/sim/fail-next", control(fail_next), methods=["POST"]),
         Route("/sim/refund-notifications", control(refunds_notify), methods=["POST"]),
         Route("/sim/deliveries", control(history)),
+        Route("/sim/auth-codes", control(auth_code), methods=["POST"]),
     ]

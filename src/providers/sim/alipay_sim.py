@@ -1,6 +1,9 @@
 """Alipay open-platform simulator: one gateway that verifies our RSA2-signed calls,
 signs its answers, sends RSA2-signed form notifications and serves statement zips.
 
+Sign-in: `mint_auth_code` (POST /sim/auth-codes) stands in for the mini-program's
+my.getAuthCode(); alipay.system.oauth.token exchanges the code once, within 5 minutes.
+
 The public async methods are the same controls the `/sim/...` endpoints expose.
 """
 
@@ -10,6 +13,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,6 +36,8 @@ from providers.sim.errors import SimError
 from providers.sim.notifier import Deliver, Delivery, DeliveryPolicy, Notifier, Outgoing
 
 BILL_URL_TTL_S = 30
+AUTH_CODE_TTL_S = 300
+OAUTH_TOKEN = "alipay.system.oauth.token"
 _MESSAGES = {
     "10000": "Success",
     "20000": "Service Currently Unavailable",
@@ -42,6 +48,14 @@ _MESSAGES = {
 
 def _alipay_accepts(status: int, reply: bytes) -> bool:
     return status == 200 and reply.strip() == b"success"
+
+
+@dataclass
+class AuthCode:
+    user_id: str | None
+    open_id: str | None
+    expires_at: float
+    used: bool = False
 
 
 class AlipaySim:
@@ -65,6 +79,7 @@ class AlipaySim:
         self._failures: list[SimError] = []
         self._bill_urls: dict[str, tuple[str, float]] = {}
         self._followups: list[Coroutine[Any, Any, list[Delivery]]] = []
+        self._auth_codes: dict[str, AuthCode] = {}
         self.app = build_app(self)
 
     @classmethod
@@ -110,6 +125,8 @@ class AlipaySim:
             payload = await self._dispatch(method, biz, params, own_base_url)
         except SimError as exc:
             payload = _error(exc)
+            if method == OAUTH_TOKEN:  # this one method answers its errors as error_response
+                name = "error_response"
         except ValueError:
             payload = _error(SimError(40002, "isv.invalid-parameter", "biz_content is not JSON"))
         return render_response(self._key, name, payload)
@@ -118,6 +135,8 @@ class AlipaySim:
         self, method: str, biz: dict[str, Any], params: Mapping[str, str], own_base_url: str
     ) -> dict[str, Any]:
         ok = {"code": "10000", "msg": "Success"}
+        if method == OAUTH_TOKEN:
+            return self._oauth_token(params)
         if method == "alipay.trade.create":
             trade = self.trades.create(biz, params.get("notify_url", ""))
             return ok | {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no}
@@ -151,6 +170,28 @@ class AlipaySim:
         if method == "alipay.data.dataservice.bill.downloadurl.query":
             return ok | {"bill_download_url": self._bill_url(biz, own_base_url)}
         raise SimError(40004, "isv.invalid-method", f"unknown method {method}")
+
+    def _oauth_token(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """Success comes without code/msg, as Alipay answers this method."""
+        if params.get("grant_type") != "authorization_code":
+            raise SimError(40002, "isv.grant-type-invalid", "不支持的grantType")
+        found = self._auth_codes.get(params.get("code", ""))
+        if found is None or found.used or found.expires_at <= self.clock():
+            raise SimError(40002, "isv.code-invalid", "授权码code无效")
+        found.used = True
+        now = self.clock()
+        answer: dict[str, Any] = {
+            "access_token": "authusrB" + secrets.token_hex(16),
+            "expires_in": 1_296_000,
+            "refresh_token": "authusrB" + secrets.token_hex(16),
+            "re_expires_in": 2_592_000,
+            "auth_start": beijing_time(now),
+        }
+        if found.user_id:
+            answer["user_id"] = found.user_id
+        if found.open_id:
+            answer["open_id"] = found.open_id
+        return answer
 
     def take_followups(self) -> list[Coroutine[Any, Any, list[Delivery]]]:
         taken, self._followups = self._followups, []
@@ -243,6 +284,16 @@ class AlipaySim:
         return await self.notifier.dispatch([self._outgoing(trade, trade.status, {}, extra)])
 
     # --- controls (also served under /sim/...) --------------------------------------------
+    def mint_auth_code(
+        self, user_id: str | None = None, open_id: str | None = None
+    ) -> dict[str, str | None]:
+        """What my.getAuthCode() gives the mini-program; a new 2088... user without ids."""
+        if not user_id and not open_id:
+            user_id = "2088" + "".join(secrets.choice("0123456789") for _ in range(12))
+        code = secrets.token_hex(16)
+        self._auth_codes[code] = AuthCode(user_id, open_id, self.clock() + AUTH_CODE_TTL_S)
+        return {"code": code, "user_id": user_id, "open_id": open_id}
+
     async def pay(
         self, out_trade_no: str, finish: bool = False, **overrides: Any
     ) -> list[Delivery]:
