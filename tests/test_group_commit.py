@@ -23,7 +23,7 @@ from ledger.commands import CommandRunner
 from ledger.domain.wallet import Wallet
 from ledger.errors import InsufficientBalance
 from ledger.ids import from_key
-from ledger.services.wallets import WalletService, wallet_view
+from ledger.services.wallets import WalletService, open_wallet, wallet_view
 from support import nonzero, project, read_balances
 
 JOIN_TIMEOUT_S = 120.0
@@ -326,3 +326,41 @@ def test_a_duplicate_command_never_waits_out_a_connection_retry(
             break
     assert len(stored_events(core, m)) == 2  # however it went, one effect
     assert slept == [], "a duplicate's unique violation surfaced as a connection error"
+
+
+def test_a_command_the_database_refuses_fails_alone_in_its_batch(
+    core: Core, batch_log: list[list[UUID]]
+) -> None:
+    """PostgreSQL refuses one command's receipt (a NUL character in its JSON result: a
+    DataError, not a conflict); the seven commands that shared its batch are written."""
+    members = [uuid4() for _ in range(8)]
+    bad_id = uuid4()
+    results: dict[int, Any] = {}
+
+    def work(i: int) -> None:
+        m = members[i]
+
+        def decide(uow: Any) -> dict[str, Any]:
+            open_wallet(uow, m).earn_points(from_key("earn", f"{m}"), 7)
+            return {"note": "\x00" if i == 0 else "ok"}
+
+        try:
+            results[i] = core.runner.run(bad_id if i == 0 else uuid4(), ["t", i], decide)
+        except Exception as e:  # noqa: BLE001 - the refused one, checked below
+            results[i] = e
+
+    for _ in range(5):  # until the refused command shared a batch with others
+        batch_log.clear()
+        members[:] = [uuid4() for _ in range(8)]
+        run_threads(8, work)
+        if any(bad_id in b and len(b) > 1 for b in batch_log):
+            break
+        bad_id = uuid4()
+    assert any(bad_id in b and len(b) > 1 for b in batch_log), batch_log
+    assert isinstance(results[0], Exception) and not isinstance(results[0], AssertionError)
+    assert [results[i] for i in range(1, 8)] == [{"note": "ok"}] * 7
+    forget(core, members[0])
+    assert stored_events(core, members[0]) == []
+    for m in members[1:]:
+        forget(core, m)
+        assert core.app.repository.get(Wallet.create_id(m), version=2**62).points == 7

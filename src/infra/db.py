@@ -15,9 +15,11 @@ from infra.settings import Settings
 # database was down or restarting.
 POOL_TIMEOUT_S = 5
 # The event store's wait, once it is built (building it still waits up to the library's 30 s
-# for a first connection): the library tries each read and write ten times, so a command
-# rides out a database blip of up to ~12 s, and then fails instead of waiting five minutes.
-STORE_POOL_TIMEOUT_S = 1.0
+# for a first connection). Not less: with 100 commands on one wallet, 1 s made waits for a
+# connection fail while an aggregate lock was held, and answers took up to 195 s
+# (tests/proof/test_contention.py); 5 s keeps them under 3 s there, and a command still
+# fails with 503 rather than waiting minutes while the database is down.
+STORE_POOL_TIMEOUT_S = 5.0
 
 
 def bound_store_waits(app: Any) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import DataError, IntegrityError, StoredEvent
 
 from infra.recorder import LedgerRecorder
 from ledger.commands import ConcurrencyConflict, DuplicateCommand, Receipt, Submission
@@ -135,22 +135,33 @@ class GroupCommitter(DirectCommitter):
     def _write(self, batch: list[_Waiter]) -> None:
         try:
             self._insert(batch)
-        except IntegrityError:
+        except (IntegrityError, DataError) as e:
+            # One command's events or receipt were refused: write the others alone, so
+            # a bad input or a lost race fails only its own command.
             if len(batch) == 1:
-                batch[0].error = _classify(self.recorder, batch[0].submission.receipt)
+                batch[0].error = self._refusal(batch[0], e)
             else:
                 for waiter in batch:
-                    try:
-                        self._insert([waiter])
-                    except IntegrityError:
-                        waiter.error = _classify(self.recorder, waiter.submission.receipt)
-                    except Exception as e:  # noqa: BLE001 - handed to the waiting command
-                        waiter.error = e
-        except Exception as e:  # noqa: BLE001 - handed to every waiting command
+                    self._write_alone(waiter)
+        except Exception as e:  # noqa: BLE001 - the database itself failed: every command
             for waiter in batch:
                 waiter.error = e
         for waiter in batch:
             waiter.done.set()
+
+    def _write_alone(self, waiter: _Waiter) -> None:
+        try:
+            self._insert([waiter])
+        except Exception as e:  # noqa: BLE001 - handed to the waiting command
+            waiter.error = self._refusal(waiter, e)
+
+    def _refusal(self, waiter: _Waiter, error: Exception) -> Exception:
+        if not isinstance(error, IntegrityError):
+            return error
+        try:
+            return _classify(self.recorder, waiter.submission.receipt)
+        except Exception as e:  # noqa: BLE001 - the database went away: never kill the thread
+            return e
 
     def _insert(self, batch: list[_Waiter]) -> None:
         stored = [e for w in batch for e in w.stored]
