@@ -226,3 +226,18 @@ def test_streamed_exports_keep_memory_flat(fresh_core, tmp_path) -> None:
         f"xlsx (openpyxl write-only): 1000 rows in {seconds:.2f} s (traced), peak traced "
         f"{peak_l / 2**20:.1f} MiB (250 rows: {peak_s / 2**20:.1f} MiB)"
     )
+
+
+def test_a_job_runs_in_the_api_when_redis_is_down(core, client, monkeypatch) -> None:
+    station = make_station(core)
+    paid_card_order(core, station, 13_000)
+    project(core)
+    monkeypatch.setattr(core.settings, "redis_url", "redis://127.0.0.1:9/0")  # nothing listens
+    monkeypatch.delitem(core.extras, "export_broker", raising=False)
+    _, token = admin_with(core, "orders:export", "exports:view")
+    started = client.post(
+        f"/v1/admin/exports/fuel-orders/jobs?station_id={station}", headers=bearer(token)
+    )
+    assert started.status_code == 202, started.text
+    status = client.get(started.json()["status_url"], headers=bearer(token)).json()
+    assert (status["status"], status["rows_done"]) == ("done", 1), status

@@ -76,6 +76,15 @@ def install(app: FastAPI) -> None:
     for unavailable in (psycopg.OperationalError, StoreUnavailable):
         app.add_exception_handler(unavailable, _database_down)
 
+    async def _queue_down(_: Request, exc: Exception) -> JSONResponse:
+        # Only work that must start now (an export job) reaches Redis from a request; side
+        # effects of commands wait in the outbox instead.
+        return problem(503, "queue_unavailable", "The job queue is not reachable; retry")
+
+    import redis
+
+    app.add_exception_handler(redis.ConnectionError, _queue_down)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         import psycopg

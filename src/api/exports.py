@@ -9,6 +9,7 @@ Kinds: fuel-orders (orders:export), journal-lines (journal:export), withdrawals
 (withdrawals:export) and mall-orders (mall:export) when their read models exist.
 """
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import dramatiq
+import redis
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from psycopg.rows import dict_row
@@ -39,6 +41,8 @@ MEDIA = {
 # Excel is written at about 1,100 rows/s (openpyxl): beyond this, a job, not a request.
 XLSX_STREAM_MAX_ROWS = 50_000
 OrderStatus = Literal["created", "paying", "paid", "expired", "refunded", "partially_refunded"]
+
+log = logging.getLogger("api.exports")
 
 
 def fuel_order_filters(
@@ -177,17 +181,21 @@ def _enqueue_or_run(request: Request, export_id: UUID, background: BackgroundTas
             from workers.broker import build_broker
 
             broker = core.extras["export_broker"] = build_broker(core.settings.redis_url)
-        broker.enqueue(
-            dramatiq.Message(
-                queue_name="default",
-                actor_name="run_export",
-                args=(),
-                options={},
-                kwargs={"export_id": str(export_id)},
-                message_id=str(uuid.uuid4()),
+        try:
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name="default",
+                    actor_name="run_export",
+                    args=(),
+                    options={},
+                    kwargs={"export_id": str(export_id)},
+                    message_id=str(uuid.uuid4()),
+                )
             )
-        )
-        return "worker"
+            return "worker"
+        except redis.ConnectionError:
+            # The job is recorded already: run it here rather than leave it queued forever.
+            log.warning("redis is down: export %s runs in the API process", export_id)
     background.add_task(ex.run_job, core.read_pool, export_id, export_dir(core.settings))
     return "in_process"
 
