@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api.auth import Principal, require_role
 from api.errors import ApiError
+from api.instants import AwareInstant
 from audit import chain, diff, runs
 from projections import as_of, finance_queries
 
@@ -23,7 +24,8 @@ router = APIRouter(prefix="/v1/finance", tags=["finance"])
 FinanceReader = Annotated[Principal, Depends(require_role("finance", "admin"))]
 FinanceAuditor = Annotated[Principal, Depends(require_role("finance"))]
 AsOfInstant = Annotated[
-    datetime | None, Query(alias="as_of", description="an instant with its offset (ISO 8601)")
+    AwareInstant | None,
+    Query(alias="as_of", description="an instant with its offset (ISO 8601)"),
 ]
 Position = Annotated[int | None, Query(ge=0, description="a log position")]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -36,16 +38,10 @@ def _pool(request: Request) -> Any:
     return request.app.state.core.read_pool
 
 
-def _aware(instant: datetime | None, name: str) -> datetime | None:
-    if instant is not None and instant.tzinfo is None:
-        raise ApiError(422, "invalid_request", f"`{name}` needs a time zone offset")
-    return instant
-
-
 def _as_of(instant: datetime | None, position: int | None) -> as_of.AsOf:
     if instant is not None and position is not None:
         raise ApiError(422, "invalid_request", "give `as_of` or `position`, not both")
-    return as_of.AsOf(position=position, instant=_aware(instant, "as_of"))
+    return as_of.AsOf(position=position, instant=instant)
 
 
 # -- balances ---------------------------------------------------------------------------------
@@ -112,10 +108,10 @@ def journal(
         ),
     ] = None,
     start: Annotated[
-        datetime | None, Query(alias="from", description="first instant, included (offset)")
+        AwareInstant | None, Query(alias="from", description="first instant, included (offset)")
     ] = None,
     end: Annotated[
-        datetime | None, Query(alias="to", description="last instant, excluded (offset)")
+        AwareInstant | None, Query(alias="to", description="last instant, excluded (offset)")
     ] = None,
     asset: Literal["CNY", "PTS"] | None = None,
     limit: Limit = 100,
@@ -123,7 +119,7 @@ def journal(
 ) -> dict[str, Any]:
     """Journal lines in log order (oldest first) of an account, a class or every account,
     over a period; `next_cursor` continues the list."""
-    period = finance_queries.Period(_aware(start, "from"), _aware(end, "to"))
+    period = finance_queries.Period(start, end)
     if start is not None and end is not None and start > end:
         raise ApiError(422, "invalid_request", "`from` must not be after `to`")
     return finance_queries.journal(
