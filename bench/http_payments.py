@@ -5,9 +5,10 @@ resident memory under that load (goal <= 300 MB).
 
 The load generator is wrk (bench/wrk.py), one thread with 32 connections, leaving the other
 core to the server. Every payment is `POST /v1/orders/{id}/pay {"method": "card"}` on an
-order of its own, from its member's token; the orders are created beforehand through the
-service layer (many threads, group commit, hundreds of stations so that no station's lock
-serialises them), enough for the rate the box can reach.
+order of its own, from its member's token. The members are signed in and topped up through
+the service layer; their orders are made just before the run through the server under test
+(`POST /v1/orders`, as the mini-program does before it pays), at hundreds of stations so that
+no station's lock serialises them, enough for the rate the box can reach.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
+
+import httpx
 
 from api.auth import MEMBER_SCOPE, issue_access_token
 from bench import nearby, procs, read_latency, scale, wrk
@@ -37,9 +40,9 @@ CONNECTIONS = 32
 SECONDS = scale.seconds(10.0, least=4.0)
 READ_SECONDS = scale.seconds(10.0, least=4.0)
 STATIONS = scale.count(500, 100)
-ORDERS_PER_MEMBER = 4  # a member's orders are CONNECTIONS apart or more in the stream
 RATE_CAP = 1500  # payments/s the first stock is made for; past it, requests repeat (reported)
 WARM_ORDERS = 200
+ORDER_MAKERS = 16  # client threads making the orders through the server
 GOAL_RATIO = 0.45
 GOAL_P99_MS = 50.0
 GOAL_RSS_MB = 300.0
@@ -47,6 +50,13 @@ GOAL_RSS_MB = 300.0
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Members:
+    """Signed-in members with money on their fuel cards, each with an access token."""
+
+    members: list[tuple[UUID, str]]  # (member id, token)
 
 
 @dataclass
@@ -61,30 +71,50 @@ class Stock:
         return [("POST", f"/v1/orders/{o}/pay", t, body) for o, t in self.orders]
 
 
-def make_orders(core: Core, settings: Settings, stations: list[UUID], count: int) -> Stock:
-    members = [uuid4() for _ in range(max(1, count // ORDERS_PER_MEMBER))]
+def make_members(core: Core, settings: Settings, count: int) -> Members:
+    """Members as the mini-program makes them: signed in (a Member aggregate, read by the
+    payment for its referrer), then a card top-up."""
 
-    def fund(member: UUID) -> None:
-        core.wallets.top_up(key=f"bench-http-{member}", member_id=member, amount=1_000_000)
-
-    def order(i: int) -> str:
-        created = core.orders.create(
-            member_id=members[i % len(members)],
-            key=f"bench-http-{i}",
-            station_id=stations[i % len(stations)],
-            grade="92#",
-            nozzle=1,
-            amount_fen=5_000,
-        )
-        return str(created["order_id"])
+    def member(i: int) -> UUID:
+        signed = core.members.sign_in(f"bench-http-{uuid4().hex}", None)
+        member_id = UUID(signed["member_id"])
+        core.wallets.top_up(key=f"bench-http-{member_id}", member_id=member_id, amount=1_000_000)
+        return member_id
 
     with ThreadPoolExecutor(32) as pool:
-        list(pool.map(fund, members))
-        ids = list(pool.map(order, range(count)))
-    tokens = [issue_access_token(settings, m, "member", MEMBER_SCOPE)[0] for m in members]
+        ids = list(pool.map(member, range(count)))
+    return Members([(m, issue_access_token(settings, m, "member", MEMBER_SCOPE)[0]) for m in ids])
+
+
+def make_orders(base: str, members: Members, stations: list[UUID], count: int) -> Stock:
+    """`count` orders made through the server under test, as the mini-program makes them
+    just before it pays (so the server that pays has seen the order, as in real use)."""
+    people = members.members
+
+    def order(client: httpx.Client, i: int) -> str:
+        member, token = people[i % len(people)]
+        answer = client.post(
+            "/v1/orders",
+            json={
+                "station_id": str(stations[i % len(stations)]),
+                "grade": "92#",
+                "nozzle": 1,
+                "amount_fen": 5_000,
+            },
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"bench-{uuid4()}"},
+        )
+        answer.raise_for_status()
+        return str(answer.json()["order_id"])
+
+    def share(lane: int) -> list[tuple[int, str]]:
+        with httpx.Client(base_url=base, timeout=30, trust_env=False) as client:
+            return [(i, order(client, i)) for i in range(lane, count, ORDER_MAKERS)]
+
+    with ThreadPoolExecutor(ORDER_MAKERS) as pool:
+        made = sorted(pair for lane in pool.map(share, range(ORDER_MAKERS)) for pair in lane)
     return Stock(
-        orders=[(o, tokens[i % len(members)]) for i, o in enumerate(ids)],
-        members=list(zip(members, tokens, strict=True)),
+        orders=[(o, people[i % len(people)][1]) for i, o in made],
+        members=people,
     )
 
 
@@ -168,24 +198,35 @@ def add_pair(report: Report, suffix: str, empty: Measured, pay: Measured) -> flo
 def serve_and_measure(
     report: Report,
     wrk_path: str,
-    url: str,
+    core: Core,
     data: Path,
     workers: int,
-    stock: Stock,
-    reads: dict[str, list[Get]] | None,
+    members: Members,
+    stations: list[UUID],
+    orders: int,
+    reads: bool,
 ) -> tuple[Measured, Measured, procs.RssSampler]:
     files = Path(tempfile.mkdtemp(prefix="ledger-bench-wrk-"))
     empty_file = wrk.write_requests(files / "empty.txt", [("POST", "/bench/empty", None, None)])
-    requests = stock.requests()
-    warm_file = wrk.write_requests(files / "warm.txt", requests[:WARM_ORDERS])
-    pay_file = wrk.write_requests(files / "pay.txt", requests[WARM_ORDERS:])
-    with ApiServer(url, data, workers=workers) as server, procs.RssSampler(server.pid) as rss:
+    with (
+        ApiServer(core.owner_url, data, workers=workers) as server,
+        procs.RssSampler(server.pid) as rss,
+    ):
         log(f"http: uvicorn with {workers} worker(s) on {server.base}")
+        began = time.perf_counter()
+        stock = make_orders(server.base, members, stations, orders)
+        project(core, ("stations", "orders"))
+        took = time.perf_counter() - began
+        log(f"http: {orders:,} orders made through the server and projected in {took:.0f} s")
+        requests = stock.requests()
+        warm_file = wrk.write_requests(files / "warm.txt", requests[:WARM_ORDERS])
+        pay_file = wrk.write_requests(files / "pay.txt", requests[WARM_ORDERS:])
         wrk.run(wrk_path, server.base, empty_file, connections=CONNECTIONS, seconds=2)
         wrk.run(wrk_path, server.base, warm_file, connections=CONNECTIONS, seconds=1)
         if reads:
             read_latency.sequential(report, server.base, scale.count(2_000, 500))
-            read_latency.run(report, server.base, reads, READ_SECONDS)
+            endpoints = read_endpoints(core.settings, stock, stations)
+            read_latency.run(report, server.base, endpoints, READ_SECONDS)
         empty = measure(wrk_path, server, empty_file, SECONDS)
         pay = measure(wrk_path, server, pay_file, SECONDS)
         rss.sample()
@@ -204,24 +245,25 @@ def run(report: Report, url: str) -> None:
     try:
         began = time.perf_counter()
         stations = nearby.register_stations(core, STATIONS)
-        first = make_orders(core, settings, stations, int(RATE_CAP * SECONDS) + WARM_ORDERS)
-        project(core, ("stations", "orders"))
-        log(
-            f"http: {STATIONS} stations, {len(first.orders):,} orders and their members made"
-            f" and projected in {time.perf_counter() - began:.0f} s"
+        members = make_members(core, settings, scale.count(2_000, 500))
+        project(core, ("stations",))
+        took = time.perf_counter() - began
+        log(f"http: {STATIONS} stations and {len(members.members):,} members in {took:.0f} s")
+        first = int(RATE_CAP * SECONDS) + WARM_ORDERS
+        empty, pay, rss = serve_and_measure(
+            report, wrk_path, core, data, 1, members, stations, first, reads=True
         )
-        reads = read_endpoints(settings, first, stations)
-        empty, pay, rss = serve_and_measure(report, wrk_path, url, data, 1, first, reads)
         add_pair(report, "", empty, pay)
         add_rss(report, "", rss)
         # Two workers: each has its own group committer, so batches are half as full.
-        wanted = int(max(RATE_CAP, 2.5 * pay.result.rate) * SECONDS) + WARM_ORDERS
-        second = make_orders(core, settings, stations, wanted)
+        second = int(max(RATE_CAP, 2.5 * pay.result.rate) * SECONDS) + WARM_ORDERS
+        empty, pay, rss = serve_and_measure(
+            report, wrk_path, core, data, 2, members, stations, second, reads=False
+        )
+        add_pair(report, ".2_workers", empty, pay)
+        add_rss(report, ".2_workers", rss)
     finally:
         core.close()
-    empty, pay, rss = serve_and_measure(report, wrk_path, url, data, 2, second, None)
-    add_pair(report, ".2_workers", empty, pay)
-    add_rss(report, ".2_workers", rss)
 
 
 def add_rss(report: Report, suffix: str, rss: procs.RssSampler) -> None:

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from api.auth import issue_access_token
+from api.auth import LEEWAY_S, issue_access_token
 from api.main import create_app
 from api.providers_wiring import build_provider_clients
 from providers.sim.asgi_client import asgi_http_client
@@ -204,6 +204,20 @@ def test_a_code_works_once(api, sims) -> None:
 
 
 # -- access and refresh tokens ---------------------------------------------------------------
+
+
+def test_a_token_seen_before_still_expires(api, sims, core, monkeypatch) -> None:
+    """Verified tokens are remembered, but not past their expiry."""
+    member_id = sign_in(api, sims, new_openid())["member"]["id"]
+    project(core)
+    token, lifetime = issue_access_token(core.settings, member_id, "member", ["member"])
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.get("/v1/me", headers=headers).status_code == 200
+    assert api.get("/v1/me", headers=headers).status_code == 200  # the remembered one
+    later = time.time() + lifetime + LEEWAY_S + 1
+    monkeypatch.setattr("api.auth.time.time", lambda: later)
+    answer = api.get("/v1/me", headers=headers)
+    assert "expired" in assert_problem(answer, 401, "unauthenticated")["title"]
 
 
 def test_access_tokens_are_checked(api, sims, core) -> None:

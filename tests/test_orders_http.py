@@ -49,6 +49,7 @@ def test_card_journey(core, member_client) -> None:
     paid = client.post(f"/v1/orders/{order['order_id']}/pay", json={"method": "card"})
     assert paid.status_code == 200, paid.text
     assert paid.json()["order"]["status"] == "paid"
+    assert set(paid.json()) == {"order"}  # a card payment has no provider part
     twice = client.post(f"/v1/orders/{order['order_id']}/pay", json={"method": "card"})
     assert twice.json() == paid.json()
 

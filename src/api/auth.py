@@ -106,7 +106,28 @@ def issue_access_token(
     return token, lifetime
 
 
+# Verified tokens, so that a member's next requests skip PyJWT (about a tenth of a card
+# payment's CPU): keyed by the secret too, the expiry checked again on every use. A token
+# string can only ever verify to the same claims, so a hit is exactly what decoding gives.
+_VERIFIED: dict[tuple[str, str], Principal] = {}
+_VERIFIED_MAX = 20_000
+
+
 def decode_access_token(settings: Settings, token: str) -> Principal:
+    key = (settings.jwt_secret.get_secret_value(), token)
+    known = _VERIFIED.get(key)
+    if known is not None:
+        if known.expires_at + LEEWAY_S <= time.time():
+            raise unauthenticated("The access token has expired")
+        return known
+    principal = _verify(settings, token)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()  # simpler than LRU order, and refilled at one decode per member
+    _VERIFIED[key] = principal
+    return principal
+
+
+def _verify(settings: Settings, token: str) -> Principal:
     try:
         claims = jwt.decode(
             token,
@@ -176,26 +197,34 @@ def refresh_tokens(request: Request) -> RefreshTokens:
 
 # The token checks below are `async def` on purpose: they only verify an HMAC and read
 # claims, and FastAPI runs a plain `def` dependency in its thread pool, one hand-off per
-# dependency per request (about 40 us of the event loop's time each, measured).
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+# dependency per request (about 40 us of the event loop's time each, measured). The role
+# and scope checks read the token themselves rather than through `current_principal`: one
+# level of dependency fewer on every authenticated request.
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None:
         raise unauthenticated(error="")
     return decode_access_token(settings_of(request), credentials.credentials)
 
 
+async def current_principal(request: Request, credentials: Credentials) -> Principal:
+    return _principal(request, credentials)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+Check = Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Principal]]
 
 
-def require_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
+def require_role(*roles: str) -> Check:
     """A dependency that admits only these roles: `Depends(require_role("admin"))`."""
     unknown = set(roles) - set(ROLES)
     if unknown or not roles:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    async def check(principal: CurrentPrincipal) -> Principal:
+    async def check(request: Request, credentials: Credentials) -> Principal:
+        principal = _principal(request, credentials)
         if principal.role not in roles:
             raise forbidden()
         return principal
@@ -203,10 +232,11 @@ def require_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-def require_scope(*scopes: str) -> Callable[[Principal], Awaitable[Principal]]:
+def require_scope(*scopes: str) -> Check:
     """A dependency that admits tokens carrying every one of these scopes."""
 
-    async def check(principal: CurrentPrincipal) -> Principal:
+    async def check(request: Request, credentials: Credentials) -> Principal:
+        principal = _principal(request, credentials)
         if not principal.has_scope(*scopes):
             raise forbidden("The access token lacks a required scope")
         return principal

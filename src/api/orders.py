@@ -40,6 +40,13 @@ class PayRequest(BaseModel):
     card_fen: int = Field(default=0, ge=0, description="with wechat/alipay: part paid by card")
 
 
+class PayAnswer(BaseModel):
+    order: dict[str, Any]
+    payment: dict[str, Any] | None = Field(
+        default=None, description="wechat/alipay only: what the mini-program's pay call takes"
+    )
+
+
 def _core(request: Request) -> Any:
     return request.app.state.core
 
@@ -49,14 +56,16 @@ def quote_order(body: OrderRequest, member: CurrentMember, request: Request) -> 
     return _core(request).orders.quote(member_id=member.id, **body.model_dump())
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=dict[str, Any])
 def create_order(
     body: OrderRequest, member: CurrentMember, request: Request, key: IdempotencyKey
 ) -> dict[str, Any]:
     return _core(request).orders.create(member_id=member.id, key=key, **body.model_dump())
 
 
-@router.post("/{order_id}/pay")
+# A response model puts the answer through pydantic's JSON serializer (FastAPI's fast path)
+# instead of jsonable_encoder: the hottest write route spends less of its time in Python.
+@router.post("/{order_id}/pay", response_model=PayAnswer, response_model_exclude_unset=True)
 def pay_order(
     order_id: UUID, body: PayRequest, member: CurrentMember, request: Request
 ) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """How each projector is fed in the bulk phase of a rebuild.
 
 A fold is fed a lane's events (raw: see projections.raw) window by window, and writes their
-effects at each checkpoint. The projectors that see most of the log have a fold of their
-own that never makes a domain object (journal, orders, station and platform figures, the
-distribution's points lots); any other projector gets `EventFold`, which decodes its events
-with the application's mapper and calls its `apply_bulk`, exactly as the live runner would.
+effects at each checkpoint. The projectors that see many events have a fold of their own
+that never makes a domain object of the common ones (journal, orders, station and platform
+figures, the distribution's points lots, reconciliation's provider movements, members); any
+other projector gets `EventFold`, which decodes its events with the application's mapper and
+calls its `apply_bulk`, exactly as the live runner would.
 A fold is chosen by the projector's exact class, so a subclass that changes what a
 projector writes falls back to EventFold.
 """
@@ -25,9 +26,13 @@ from projections.figures_bulk import PlatformFiguresFold, StationFiguresFold
 from projections.framework import Envelope, Projector
 from projections.journal import JournalProjector
 from projections.journal_bulk import JournalFold
+from projections.members import MembersProjector
+from projections.members_bulk import MembersFold
 from projections.orders_bulk import FoldedOrdersProjector, OrdersFold
 from projections.platform_figures import PlatformFiguresProjector
 from projections.raw import RawEvent
+from projections.reconciliation import ReconciliationProjector
+from projections.reconciliation_bulk import ReconciliationFold
 from projections.station_figures import StationFiguresProjector
 
 
@@ -77,6 +82,8 @@ _FOLDS: dict[type[Projector], type[Any]] = {
     StationFiguresProjector: StationFiguresFold,
     PlatformFiguresProjector: PlatformFiguresFold,
     DistributionProjector: DistributionFold,
+    ReconciliationProjector: ReconciliationFold,
+    MembersProjector: MembersFold,
 }
 
 

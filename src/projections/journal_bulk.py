@@ -10,7 +10,7 @@ from psycopg import Cursor
 
 from ledger.accounts import ASSETS, owner_of
 from ledger.journal import UnbalancedEntry
-from projections.raw import NULL, RawEvent, copy_lines, entry_of, text, upsert_rows
+from projections.raw import NULL, RawEvent, copy_lines, entry_of, merge_rows, text
 
 LINE_COLUMNS = (
     "position",
@@ -41,6 +41,8 @@ class JournalFold:
     def __init__(self, projector: Any, app: Any, complete: bool) -> None:
         self.accounts: dict[str, str] = {}  # account -> its COPY text, once checked
         self.deltas: dict[tuple[str, str], list[int]] = {}  # (account, asset) -> change, position
+        # Every balance's key in the table, when it began empty (see raw.merge_rows).
+        self.balances: set[tuple[Any, ...]] | None = set() if complete else None
 
     def feed(self, cur: Cursor[Any], events: Sequence[RawEvent]) -> None:
         lines: list[str] = []
@@ -55,8 +57,11 @@ class JournalFold:
         deltas, self.deltas = self.deltas, {}
         if not deltas:
             return
-        rows = ((a, s, owner_of(a), *deltas[(a, s)]) for a, s in sorted(deltas))
-        upsert_rows(cur, "account_balances", BALANCE_COLUMNS, BALANCE_COLUMNS[:2], _BALANCES, rows)
+        rows = {(a, s): (owner_of(a), *deltas[(a, s)]) for a, s in sorted(deltas)}
+        merge_rows(
+            cur, "account_balances", BALANCE_COLUMNS, BALANCE_COLUMNS[:2], _BALANCES, rows,
+            self.balances,
+        )  # fmt: skip
 
     def _entry(
         self,

@@ -112,16 +112,45 @@ def upsert_rows(
     """INSERT rows, or on a conflict of `conflict` SET `updates` (which name the table `t`):
     through a COPY into a staging table, since binding the rows as arrays costs more than
     the statement does."""
-    stage = f"pg_temp.stage_{table}"
-    cur.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} (LIKE {table}) ON COMMIT DELETE ROWS"
-    )
-    copy_rows(cur, stage, columns, rows)
+    stage = staged(cur, table, columns, rows)
     names = ", ".join(columns)
     cur.execute(
         f"INSERT INTO {table} AS t ({names}) SELECT {names} FROM {stage} "
         f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
     )
+
+
+def insert_rows(
+    cur: Cursor[Any],
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    conflict: str = "",
+    order: str = "position",
+) -> None:
+    """INSERT rows in `order`, each ON CONFLICT `conflict` DO NOTHING, as a statement per
+    row would in that order (a row that conflicts with one before it is left out): through a
+    COPY into a staging table, like upsert_rows."""
+    stage = staged(cur, table, columns, rows)
+    names = ", ".join(columns)
+    cur.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ORDER BY {order} "
+        f"ON CONFLICT {conflict} DO NOTHING"
+    )
+
+
+def staged(
+    cur: Cursor[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> str:
+    """COPY rows into a temporary table shaped like `table` (emptied at commit); its name."""
+    cur.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS stage_{table} (LIKE {table}) ON COMMIT DELETE ROWS"
+    )
+    stage = f"pg_temp.stage_{table}"
+    cur.execute(f"TRUNCATE {stage}")  # rows staged earlier in this transaction
+    copy_rows(cur, stage, columns, rows)
+    return stage
 
 
 def add_sums(
@@ -130,13 +159,39 @@ def add_sums(
     keys: Sequence[str],
     values: Sequence[str],
     sums: dict[tuple[Any, ...], list[int]],
+    known: set[tuple[Any, ...]] | None = None,
 ) -> None:
     """Add `sums` (key -> one number per value column) into `table`, as
-    station_figures.add_into does."""
-    if sums:
-        updates = ", ".join(f"{v} = t.{v} + EXCLUDED.{v}" for v in values)
-        rows = ((*key, *numbers) for key, numbers in sums.items())
-        upsert_rows(cur, table, (*keys, *values), keys, updates, rows)
+    station_figures.add_into does (`known`: see merge_rows)."""
+    updates = ", ".join(f"{v} = t.{v} + EXCLUDED.{v}" for v in values)
+    merge_rows(cur, table, (*keys, *values), keys, updates, sums, known)
+
+
+def merge_rows(
+    cur: Cursor[Any],
+    table: str,
+    columns: Sequence[str],
+    conflict: Sequence[str],
+    updates: str,
+    rows: dict[tuple[Any, ...], Sequence[Any]],
+    known: set[tuple[Any, ...]] | None = None,
+) -> None:
+    """upsert_rows of `rows` (key -> the other columns' values). `known`: every key the
+    table holds, when the fold that writes it knows them all (it began with the table
+    empty): the rows of other keys are new and go in with a plain COPY, which costs the
+    server about half what an upsert does. `known` takes in the keys written."""
+    if not rows:
+        return
+    if known is None:
+        upsert_rows(cur, table, columns, conflict, updates, ((*k, *v) for k, v in rows.items()))
+        return
+    old = [k for k in rows if k in known]
+    if len(old) < len(rows):
+        fresh = ((*k, *v) for k, v in rows.items() if k not in known)
+        copy_rows(cur, table, columns, fresh)
+        known.update(rows)
+    if old:
+        upsert_rows(cur, table, columns, conflict, updates, ((*k, *rows[k]) for k in old))
 
 
 def _plain(value: Any) -> Any:

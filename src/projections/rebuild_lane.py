@@ -111,8 +111,9 @@ def _run(
                         reports.put((lane.index, reader.upto, len(events)))
                 _checkpoint(cur, folds, positions, last, clock)
             clock.stop()  # the commit
-            if not gc.isenabled():
-                gc.collect()  # what cycles the windows left (a lane's own process: run_lane)
+            if not gc.isenabled():  # a lane's own process (run_lane)
+                gc.collect()  # what cycles the windows left
+                gc.freeze()  # what stays (the folds' state) is not walked again
             for name in folds:
                 positions[name] = max(positions[name], last)
             position = last

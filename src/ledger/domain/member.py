@@ -15,6 +15,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ledger.domain import copying
 from ledger.errors import (
     DomainError,
     InvalidAvatarUrl,
@@ -114,6 +115,9 @@ class Member(Aggregate):
         self.nickname: str | None = None
         self.avatar_url: str | None = None
         self.phone: str | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Member:
+        return copying.clone(self)  # every attribute is an immutable value
 
     @property
     def joined_at(self) -> Any:
