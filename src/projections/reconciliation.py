@@ -5,22 +5,17 @@ exceptions (open or resolved)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from psycopg import Cursor
 from psycopg.types.json import Jsonb
 
 from projections.framework import Envelope, Projector
-from projections.station_figures import BUSINESS_TZ
+from projections.station_figures import business_day
 
 PAYMENT = "ledger.domain.provider_payment:ProviderPayment."
 REFUND = "ledger.domain.refund:Refund."
 RECONCILIATION = "ledger.domain.reconciliation:Reconciliation."
-
-
-def business_day(at: datetime) -> Any:
-    return at.astimezone(BUSINESS_TZ).date()
 
 
 INSERT_MOVEMENT = (

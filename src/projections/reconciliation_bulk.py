@@ -7,7 +7,6 @@ decoded into domain events, in log order, after what is folded so far is written
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -16,9 +15,9 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor
 
 from projections.framework import Envelope
-from projections.raw import RawEvent, insert_rows, staged
+from projections.raw import RawEvent, insert_rows, staged, when
 from projections.reconciliation import ReconciliationProjector
-from projections.station_figures import BUSINESS_TZ
+from projections.station_figures import business_day
 
 MOVEMENT_COLUMNS = (
     "movement_id",
@@ -35,8 +34,8 @@ ANSWER_COLUMNS = ("movement_id", "state", "day", "position")
 
 
 def _day(value: dict[str, Any]) -> Any:
-    """A transcoded datetime's business day, as reconciliation.business_day gives it."""
-    return datetime.fromisoformat(value["_data_"]).astimezone(BUSINESS_TZ).date()
+    """A transcoded datetime's business day, as the live projector computes it."""
+    return business_day(when(value))
 
 
 class ReconciliationFold:
