@@ -96,6 +96,21 @@ def batch_log(core: Core, monkeypatch: pytest.MonkeyPatch) -> list[list[UUID]]:
     return log
 
 
+@pytest.fixture
+def insert_log(core: Core, monkeypatch: pytest.MonkeyPatch) -> list[list[UUID]]:
+    """The command ids of every INSERT the committer tries, refused or not."""
+    gc = committer(core)
+    log: list[list[UUID]] = []
+    insert = gc._insert
+
+    def recording(batch: list[Any]) -> None:
+        log.append([w.submission.receipt.command_id for w in batch])
+        insert(batch)
+
+    monkeypatch.setattr(gc, "_insert", recording)
+    return log
+
+
 def forget(core: Core, member: UUID) -> None:
     """Drop a wallet from a process's aggregate cache, so its next command reads the store."""
     cache = core.app.repository.cache
@@ -221,12 +236,16 @@ def other_process(core: Core, settings: Settings) -> Iterator[Core]:
 
 
 def test_a_conflict_inside_a_batch_is_retried_on_fresh_state(
-    core: Core, other_process: Core, batch_log: list[list[UUID]]
+    core: Core,
+    other_process: Core,
+    batch_log: list[list[UUID]],
+    insert_log: list[list[UUID]],
 ) -> None:
     """Another process changes wallet W behind this process's cache; this process then
     spends from W in a batch with seven other commands. The stale spend conflicts inside the
-    batch, the other seven are written, and the spend is decided again on W's stored state:
-    refused if W can no longer afford it, else paid from the right balance."""
+    batch, the other seven are written together in one more INSERT (not one each), and the
+    spend is decided again on W's stored state: refused if W can no longer afford it, else
+    paid from the right balance."""
     w = uuid4()
     bystanders = [uuid4() for _ in range(7)]
     topped: Counter[UUID] = Counter()
@@ -290,6 +309,9 @@ def test_a_conflict_inside_a_batch_is_retried_on_fresh_state(
         assert len(submitted) == (2 if afford else 1)
         if len(submitted[0]) > 1:  # the conflict happened inside a shared batch
             outcomes["paid" if afford else "refused"] += 1
+            refused = insert_log.index(submitted[0])
+            innocent = [c for c in submitted[0] if c != command_id]
+            assert insert_log[refused + 1] == innocent  # the rest, as one batch
         if outcomes["paid"] and outcomes["refused"]:
             break
     assert outcomes["paid"] and outcomes["refused"], f"never a conflict in a batch: {outcomes}"
@@ -364,3 +386,26 @@ def test_a_command_the_database_refuses_fails_alone_in_its_batch(
     for m in members[1:]:
         forget(core, m)
         assert core.app.repository.get(Wallet.create_id(m), version=2**62).points == 7
+
+
+def test_two_commands_of_one_batch_on_the_same_version_the_first_wins(
+    core: Core, insert_log: list[list[UUID]]
+) -> None:
+    """Two front ends with their own locks decide on the same cached wallet at once: both
+    write version n+1. The screen lets the first through with the rest of the batch and
+    sends the second back as a conflict; its retry, on fresh state, is written after."""
+    fronts = [WalletService(CommandRunner(core.app, core.committer)) for _ in range(2)]
+    m = uuid4()
+    core.wallets.top_up(key=f"{m}-open", member_id=m, amount=1_000)
+    for round_ in range(30):
+        insert_log.clear()
+        keys = [f"{m}-{round_}-{i}" for i in range(2)]
+        run_threads(2, lambda i: fronts[i].top_up(key=keys[i], member_id=m, amount=10))
+        if any(len(batch) == 2 for batch in insert_log):
+            break
+    shared = next(batch for batch in insert_log if len(batch) == 2)
+    assert insert_log[insert_log.index(shared) + 1] == shared[:1]  # the first, written
+    assert insert_log[-1] == shared[1:]  # the second, retried alone on fresh state
+    events = stored_events(core, m)
+    assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
+    assert card_of(stored_view(core, m), m) == 1_000 + 20 * (round_ + 1)

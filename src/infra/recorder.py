@@ -61,6 +61,34 @@ class LedgerRecorder(PostgresApplicationRecorder):
             )
             return [row["n"] for row in curs.fetchall()]
 
+    def find_taken(
+        self, keys: Sequence[tuple[UUID, int]], command_ids: Sequence[UUID]
+    ) -> tuple[set[tuple[UUID, int]], dict[UUID, Receipt]]:
+        """Which of these event positions and command receipts are already written."""
+        schema = Identifier(self.datastore.schema)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT e.originator_id, e.originator_version FROM {0}.{1} e "
+                    "JOIN unnest(%b::uuid[], %b::bigint[]) AS k(i, v) "
+                    "ON e.originator_id = k.i AND e.originator_version = k.v"
+                ).format(schema, Identifier(self.events_table_name)),
+                ([k[0] for k in keys], [k[1] for k in keys]),
+            )
+            taken = {(row["originator_id"], row["originator_version"]) for row in curs}
+            curs.execute(
+                SQL(
+                    "SELECT command_id, fingerprint, result FROM {0}.ledger_receipts "
+                    "WHERE command_id = ANY(%b::uuid[])"
+                ).format(schema),
+                (list(command_ids),),
+            )
+            earlier = {
+                row["command_id"]: Receipt(row["command_id"], row["fingerprint"], row["result"])
+                for row in curs
+            }
+        return taken, earlier
+
     def find_receipt(self, command_id: UUID) -> Receipt | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
