@@ -400,7 +400,7 @@ def test_two_commands_of_one_batch_on_the_same_version_the_first_wins(
     for round_ in range(30):
         insert_log.clear()
         keys = [f"{m}-{round_}-{i}" for i in range(2)]
-        run_threads(2, lambda i: fronts[i].top_up(key=keys[i], member_id=m, amount=10))
+        run_threads(2, lambda i, keys=keys: fronts[i].top_up(key=keys[i], member_id=m, amount=10))
         if any(len(batch) == 2 for batch in insert_log):
             break
     shared = next(batch for batch in insert_log if len(batch) == 2)
