@@ -140,20 +140,21 @@ class GroupCommitter(DirectCommitter):
         try:
             self._insert(batch)
         except (IntegrityError, DataError) as e:
-            # One command's events or receipt were refused: write the others alone, so
-            # a bad input or a lost race fails only its own command.
             if len(batch) == 1:
                 batch[0].error = self._refusal(batch[0], e)
-            else:
-                self._write_innocent(batch, screen=isinstance(e, IntegrityError))
+            elif isinstance(e, IntegrityError):
+                self._write_screened(batch)
+            else:  # one command's bad input: writing each alone finds it
+                for waiter in batch:
+                    self._write_alone(waiter)
         except Exception as e:  # noqa: BLE001 - the database itself failed: every command
             for waiter in batch:
                 waiter.error = e
         for waiter in batch:
             waiter.done.set()
 
-    def _write_innocent(self, batch: list[_Waiter], *, screen: bool) -> None:
-        innocent = self._screen(batch) if screen else batch
+    def _write_screened(self, batch: list[_Waiter]) -> None:
+        innocent = self._screen(batch)
         if not innocent:
             return
         try:
