@@ -55,6 +55,7 @@ def create_app(
             if not settings.database_url:
                 raise RuntimeError("DATABASE_URL is required (make run sets it)")
             app.state.core = build_core(settings, settings.database_url, migrate=False)
+            app.state.core.follow_other_writers()  # the other workers' writes
         else:
             app.state.core = core
         app.state.providers = providers or build_provider_clients(app.state.core.settings)

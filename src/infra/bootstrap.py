@@ -14,10 +14,12 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from infra.cache_follower import CacheFollower
 from infra.db import POOL_TIMEOUT_S, app_conninfo, bound_store_waits, eventsourcing_env
 from infra.group_commit import DirectCommitter, GroupCommitter
 from infra.loyalty_wiring import build_loyalty
 from infra.migrate import upgrade
+from infra.recorder import LedgerRecorder
 from infra.settings import Settings
 from ledger.application import LedgerApplication
 from ledger.commands import CommandRunner
@@ -65,7 +67,19 @@ class Core:
     read_pool: ConnectionPool
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def follow_other_writers(self) -> CacheFollower:
+        """Evict cached aggregates that other processes change (an API worker beside
+        others); closed with the core."""
+        recorder = self.app.recorder
+        assert isinstance(recorder, LedgerRecorder)
+        follower = CacheFollower(self.app, self.app_url, recorder.own_pids).start()
+        self.extras["cache_follower"] = follower
+        return follower
+
     def close(self) -> None:
+        follower = self.extras.pop("cache_follower", None)
+        if follower is not None:
+            follower.close()
         self.committer.close()
         self.read_pool.close()
         self.app.close()

@@ -28,6 +28,9 @@ from ledger.commands import Receipt
 class LedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        # The backends this process has appended through: their notifications are its own
+        # writes (infra.cache_follower ignores them).
+        self.own_pids: set[int] = set()
         self._append = SQL(
             "SELECT n FROM {0}.ledger_append("
             "%b::uuid[], %b::bigint[], %b::text[], %b::bytea[], %b::uuid[], %b::text[], "
@@ -46,6 +49,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         if tracking is not None:
             raise ValueError("the ledger recorder writes no tracking records")
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            self.own_pids.add(conn.info.backend_pid)
             curs.execute(
                 self._append,
                 (
