@@ -121,8 +121,8 @@ def decode_access_token(settings: Settings, token: str) -> Principal:
             raise unauthenticated("The access token has expired")
         return known
     principal = _verify(settings, token)
-    if len(_VERIFIED) >= _VERIFIED_MAX:
-        _VERIFIED.clear()  # simpler than LRU order, and refilled at one decode per member
+    if len(_VERIFIED) >= _VERIFIED_MAX:  # the oldest goes first (a dict keeps that order)
+        _VERIFIED.pop(next(iter(_VERIFIED)), None)
     _VERIFIED[key] = principal
     return principal
 

@@ -35,6 +35,7 @@ from api import (
     tickets,
     withdrawals,
 )
+from api.gc_tuning import tune_for_serving
 from api.providers_wiring import ProviderClients, build_provider_clients
 from infra.settings import Settings, get_settings
 
@@ -56,6 +57,7 @@ def create_app(
                 raise RuntimeError("DATABASE_URL is required (make run sets it)")
             app.state.core = build_core(settings, settings.database_url, migrate=False)
             app.state.core.follow_other_writers()  # the other workers' writes
+            tune_for_serving()
         else:
             app.state.core = core
         app.state.providers = providers or build_provider_clients(app.state.core.settings)
