@@ -73,12 +73,16 @@ def _rss(r: Report, name: str) -> tuple[str, bool]:
     return text, row["value"] <= 300
 
 
-def _rebuild(r: Report) -> tuple[str, None]:
+def _rebuild(r: Report) -> tuple[str, bool]:
     row = _row(r, "rebuild.all_read_models")
-    text = f"{row['events']:,} events in {row['seconds']:.0f} s = {row['value']:,.0f} events/s"
+    seconds_per_million = 1_000_000 / row["value"] if row["value"] else float("inf")
+    text = (
+        f"{row['events']:,} events in {row['seconds']:.1f} s = {row['value']:,.0f} events/s "
+        f"({seconds_per_million:.1f} s a million)"
+    )
     if "rebuild.all_read_models/naive" in r.ratios:
         text += f", {_v(r, 'rebuild.all_read_models/naive'):.0f}x the naive runner"
-    return text, None
+    return text, seconds_per_million <= 20
 
 
 def _audit(r: Report) -> tuple[str, bool]:
@@ -149,7 +153,12 @@ GOALS: tuple[Goal, ...] = (
         )
     ),
     Goal("CSV export", ">= 100,000 rows/s, memory flat", ("export.csv",), _csv),
-    Goal("Rebuild of every read model", "(none stated)", ("rebuild.all_read_models",), _rebuild),
+    Goal(
+        "Rebuild of every read model",
+        "1M events in <= 20 s",
+        ("rebuild.all_read_models",),
+        _rebuild,
+    ),
     Goal("Audit verify of the hash chain", "1M events in <= 30 s", ("audit.verify",), _audit),
 )
 
