@@ -114,7 +114,11 @@ def _touch(row: dict[str, Any], d: dict[str, Any], pos: int, **changes: Any) -> 
 
 
 class OrdersFold:
-    appends_only: tuple[str, ...] = ()
+    # Written only by this fold's COPY in the bulk phase (every kind the live projector
+    # handles has a _fold_ method), so their keys are added after it: about 1 s less on 1M
+    # events than keeping four random-uuid keys up to date through the COPY. A kind that went
+    # through a live handler here would fail loudly (its ON CONFLICT needs the key).
+    appends_only: tuple[str, ...] = ("fuel_orders", "top_ups", "refunds", "payment_exceptions")
     cost = 9.0  # see bulk.cost_of
 
     def __init__(self, projector: OrdersProjector, app: Application[UUID], complete: bool) -> None:
