@@ -20,6 +20,8 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import Application
 
+from infra.db import log_head
+
 log = logging.getLogger(__name__)
 
 WAIT_S = 0.5  # how long one wait for notifications lasts (so that close() is prompt)
@@ -27,9 +29,8 @@ FAR_BEHIND = 50_000  # events; past this, drop the whole cache rather than check
 RECONNECT_S = 1.0
 
 _MOVED = (
-    "SELECT originator_id, max(originator_version) AS version, max(notification_id) AS last "
-    "FROM public.ledger_events WHERE notification_id > %s AND notification_id <= %s "
-    "GROUP BY originator_id"
+    "SELECT originator_id, max(originator_version) FROM public.ledger_events "
+    "WHERE notification_id > %s AND notification_id <= %s GROUP BY originator_id"
 )
 
 
@@ -61,7 +62,7 @@ class CacheFollower:
                     if self._last:
                         self._catch_up(conn)  # what happened while reconnecting
                     else:
-                        self._last = _head(conn)
+                        self._last = log_head(conn)
                     self._ready.set()
                     self._follow(conn)
             except psycopg.Error as e:
@@ -76,7 +77,7 @@ class CacheFollower:
 
     def _catch_up(self, conn: psycopg.Connection[Any]) -> None:
         cache = self.app.repository.cache
-        head = _head(conn)
+        head = log_head(conn)
         if cache is None or head <= self._last:
             return
         self.reads += 1
@@ -84,7 +85,7 @@ class CacheFollower:
             for aggregate_id in list(getattr(cache, "cache", {})):
                 self._evict(cache, aggregate_id)
         else:
-            for aggregate_id, version, _ in conn.execute(_MOVED, (self._last, head)):
+            for aggregate_id, version in conn.execute(_MOVED, (self._last, head)):
                 try:
                     cached = cache.get(aggregate_id)
                 except KeyError:
@@ -99,8 +100,3 @@ class CacheFollower:
             self.evicted += 1
         except KeyError:
             pass
-
-
-def _head(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM public.ledger_events")
-    return int(row.fetchone()[0])  # type: ignore[index]

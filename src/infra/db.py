@@ -72,3 +72,9 @@ def sqlalchemy_url(conninfo: str) -> str:
 
 def connect(conninfo: str, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(conninfo, **kwargs)  # type: ignore[arg-type]
+
+
+def log_head(conn: psycopg.Connection[Any]) -> int:
+    """The position of the newest event in the log (0 for an empty log)."""
+    row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM public.ledger_events")
+    return int(row.fetchone()[0])  # type: ignore[index]

@@ -29,6 +29,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
+from infra.db import log_head
 from projections import shadow
 from projections.bulk import appends_only
 from projections.framework import LIVE_SCHEMA, ProjectionRunner, Projector
@@ -97,7 +98,7 @@ def rebuild(
         _lock(conn, lock_wait)
         try:
             starts = _prepare(conn, projectors, fresh)
-            head = _head(conn)
+            head = log_head(conn)
             behind = min(starts.values())
             counts = topic_counts(conn, behind, head) if behind < head else {}
             phases["prepare"] = time.perf_counter() - began
@@ -196,11 +197,6 @@ def _shadow_complete(conn: psycopg.Connection[Any], p: Projector) -> bool:
         (shadow.SHADOW_SCHEMA, tables),
     ).fetchone()
     return bool(row and row[0] == len(tables))
-
-
-def _head(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM public.ledger_events")
-    return int(row.fetchone()[0])  # type: ignore[index]
 
 
 # -- the bulk phase -----------------------------------------------------------------------
