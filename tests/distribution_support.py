@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-import psycopg
-from psycopg.conninfo import make_conninfo
-
+from databases import create_database, drop_database
 from infra.bootstrap import Core, build_core
 from infra.settings import Settings
 from ledger.domain.member import Member
@@ -33,14 +30,11 @@ def station(core: Core) -> UUID:
 def own_core(server_url: str, settings: Settings) -> Iterator[Core]:
     """A database of a test module's own (like test_outbox_workers): these tests make many
     members, stations and large orders, and other modules' figures read the whole database."""
-    name = f"ledger_distribution_{os.getpid()}_{uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    built = build_core(settings, make_conninfo(server_url, dbname=name))
+    url = create_database(server_url, "ledger_distribution")
+    built = build_core(settings, url)
     yield built
     built.close()
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(server_url, url)
 
 
 def member(core: Core, name: str = "m") -> UUID:

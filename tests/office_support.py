@@ -64,27 +64,3 @@ def paid_card_order(core: Core, station_id: UUID, amount_fen: int = 20_000) -> d
         amount_fen=amount_fen,
     )
     return core.orders.pay_with_card(order_id=UUID(order["order_id"]), member_id=member)
-
-
-def new_database(server: str, prefix: str) -> str:
-    """A fresh empty database on the test server (the conftest's fixtures make theirs)."""
-    import os
-
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    name = f"{prefix}_{os.getpid()}_{uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server)
-    params["dbname"] = name
-    return make_conninfo(**params)
-
-
-def drop_database(server: str, url: str) -> None:
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict
-
-    name = conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -17,14 +17,13 @@ import cli.main
 from api.main import create_app
 from audit.chain import seal, verify
 from audit.replay import replay_balances
+from databases import create_database, drop_database
 from infra import backup
 from infra.bootstrap import build_core
 from office_support import (
     admin_with,
     assert_problem,
     bearer,
-    drop_database,
-    new_database,
     paid_card_order,
 )
 from orders_support import make_station
@@ -32,7 +31,7 @@ from support import nonzero, project
 
 
 def test_backup_wipe_restore_verify_and_the_same_trial_balance(settings, server_url, tmp_path):
-    url = new_database(server_url, "ledger_backup")
+    url = create_database(server_url, "ledger_backup")
     dbname = conninfo_to_dict(url)["dbname"]
     core = build_core(settings, url)
     try:

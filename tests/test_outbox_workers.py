@@ -23,16 +23,15 @@ from uuid import UUID, uuid4
 
 import dramatiq
 import httpx
-import psycopg
 import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from fastapi.testclient import TestClient
-from psycopg.conninfo import make_conninfo
 
 from api.auth import issue_access_token
 from api.main import create_app
 from api.station_events import event_stream
+from databases import create_database, drop_database
 from infra.bootstrap import Core, build_core
 from infra.settings import Settings, get_settings
 from ledger import accounts as acc
@@ -78,15 +77,11 @@ def redis_url() -> str:
 @pytest.fixture(scope="module")
 def ocore(server_url: str, redis_url: str) -> Iterator[Core]:
     """A database of this module's own (the session one's outbox holds other tests' events)."""
-    name = f"ledger_outbox_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(server_url, dbname=name)
+    url = create_database(server_url, "ledger_outbox")
     built = build_core(Settings(environment="test", redis_url=redis_url), url)
     yield built
     built.close()
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(server_url, url)
 
 
 @pytest.fixture(scope="module")

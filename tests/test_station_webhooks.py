@@ -31,14 +31,13 @@ from dramatiq.brokers.redis import RedisBroker
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from databases import create_database, drop_database
 from infra.bootstrap import Core, build_core
 from infra.settings import Settings, get_settings
 from ledger.ids import child
 from office_support import (
     assert_problem,
     bearer,
-    drop_database,
-    new_database,
     paid_card_order,
     partner_token,
     super_token,
@@ -127,7 +126,7 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="module")
 def wcore(server_url: str, redis_url: str) -> Iterator[Core]:
-    url = new_database(server_url, "ledger_webhooks")
+    url = create_database(server_url, "ledger_webhooks")
     built = build_core(Settings(environment="test", redis_url=redis_url), url)
     yield built
     built.close()
