@@ -91,20 +91,23 @@ class ProjectionRunner:
             ).fetchone()
         return row[0] if row else 0
 
-    def run_once(self) -> int:
+    def run_once(self, until: int | None = None) -> int:
         """Apply at most one page; return how many notifications it covered."""
         with self.pool.connection() as conn, conn.transaction():
-            covered = self.apply_page(conn)
+            covered = self.apply_page(conn, until)
         if covered:
             self.applied += covered
             self.last_applied_at = time.time()
         return covered
 
-    def apply_page(self, conn: Connection[Any]) -> int:
+    def apply_page(self, conn: Connection[Any], until: int | None = None) -> int:
         """One page inside the caller's transaction: lock the tracking row, apply the events
-        after it, move it. Leaves `search_path` on the target schema for that transaction."""
+        after it, move it; nothing once the row is at `until` or past it. Leaves
+        `search_path` on the target schema for that transaction."""
         conn.execute(self.search_path)
         position = self.lock_position(conn)
+        if until is not None and position >= until:
+            return 0
         notifications = self.app.recorder.select_notifications(
             start=position, limit=self.page_size, inclusive_of_start=False
         )
@@ -131,9 +134,11 @@ class ProjectionRunner:
             (position, self.projector.name),
         )
 
-    def run_until_caught_up(self) -> int:
+    def run_until_caught_up(self, until: int | None = None) -> int:
+        """Up to the head, or only up to `until` (a bound: under writes faster than a page a
+        round trip, the head is never reached)."""
         total = 0
-        while n := self.run_once():
+        while n := self.run_once(until):
             total += n
         return total
 

@@ -119,8 +119,9 @@ def rebuild(
                     )
                     for p in projectors
                 ]
+                caught_up_to = log_head(conn)
                 for runner in runners:
-                    runner.run_until_caught_up()
+                    runner.run_until_caught_up(until=caught_up_to)
                 phases["catch_up"] = time.perf_counter() - began - sum(phases.values())
                 # Statistics travel with the tables: the live API plans well from the swap on
                 # instead of waiting for autovacuum (journal pages took 300-500 ms till then).
@@ -298,7 +299,11 @@ def _swap(conn: psycopg.Connection[Any], runner: ProjectionRunner) -> None:
                     SQL("SELECT position FROM {} WHERE projection = %s FOR UPDATE").format(live),
                     (name,),
                 )
-                while runner.apply_page(conn):
+                # Only up to the head as the swap began: the live runner, blocked on its
+                # tracking row meanwhile, applies what comes after. Chasing the head instead
+                # never ended while writes came faster than one page a round trip.
+                until = log_head(conn)
+                while runner.apply_page(conn, until=until):
                     pass
                 conn.execute("SET LOCAL search_path TO DEFAULT")
                 row = conn.execute(
