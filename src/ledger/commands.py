@@ -115,11 +115,15 @@ class UnitOfWork:
     # A read that saves nothing (a quote) need not wait behind the commands writing.
     locking: bool = True
 
-    def _lock(self, aggregate_id: UUID, timeout_ms: int | None = None) -> None:
+    def _lock(self, aggregate_id: UUID) -> None:
+        """Wait for the first lock a command takes; past the first, only try: a command
+        that waited for one lock while holding another made convoys (see lock_in_order).
+        When one is busy the command gives up at once, and the runner takes every lock it
+        wanted with lock_in_order before deciding again."""
         self.wanted.add(aggregate_id)
         if aggregate_id in self.held or not self.locking:
             return
-        if not self.locks.acquire(aggregate_id, timeout_ms or self.lock_timeout_ms):
+        if not self.locks.acquire(aggregate_id, 0 if self.held else self.lock_timeout_ms):
             raise LockTimeout(aggregate_id)
         self.held.add(aggregate_id)
 
@@ -247,9 +251,11 @@ class CommandRunner:
                 return result
             except DuplicateCommand as dup:
                 return self._replay(dup.fingerprint, dup.result, print_)
-            except (ConcurrencyConflict, LockTimeout):
+            except ConcurrencyConflict:
                 wanted |= uow.wanted
-                self._evict(uow)
+                self._evict(uow)  # another process wrote first: what is cached is stale
+            except LockTimeout:
+                wanted |= uow.wanted  # busy, not stale: what is cached stays
             finally:
                 uow.release()
         raise ConcurrencyExhausted("too many concurrent changes; try again")
