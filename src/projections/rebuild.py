@@ -123,16 +123,6 @@ def rebuild(
                 for runner in runners:
                     runner.run_until_caught_up(until=caught_up_to)
                 phases["catch_up"] = time.perf_counter() - began - sum(phases.values())
-                # Statistics travel with the tables: the live API plans well from the swap on
-                # instead of waiting for autovacuum (journal pages took 300-500 ms till then).
-                for p in projectors if swap else ():
-                    for table in p.tables():
-                        conn.execute(
-                            SQL("ANALYZE {}.{}").format(
-                                Identifier(shadow.SHADOW_SCHEMA), Identifier(shadow.bare(table))
-                            )
-                        )
-                phases["analyze"] = time.perf_counter() - began - sum(phases.values())
                 for runner in runners if swap else ():
                     _swap(conn, runner)
             phases["swap"] = time.perf_counter() - began - sum(phases.values())
