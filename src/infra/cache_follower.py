@@ -8,9 +8,9 @@ from one of this process's own connections changes nothing cached here; one from
 backend makes it read which aggregates moved since it last looked and bring the copies it
 holds at an older version up to date: their newer events, applied to a copy that then
 replaces the cached one. Evicting them instead made the next command on each reload its
-whole history (a member's wallet, after every payment through another worker: with two API
-workers, twice the CPU a payment). A command racing this is still caught by the version
-check at insert: the follower only makes the collisions rare.
+whole history (a member's wallet, after every payment through another worker), a cost that
+grows with the member's age. A command racing this is still caught by the version check at
+insert: the follower only makes the collisions rare.
 """
 
 from __future__ import annotations
