@@ -23,7 +23,10 @@ from workers.context import WorkerContext
 log = logging.getLogger("workers.effects")
 
 STATION_BROADCAST = "station_broadcast"
-BROADCAST_TIME_LIMIT_S = 60  # the actor's time limit: an older unfinished claim is dead
+# The actor's time limit, so an unfinished claim older than this is a dead worker's. Above
+# the voice call's worst case (providers.transport: 5 s to connect, 10 s to read); at 60 s a
+# broadcast whose worker was killed reached its station a minute or more late.
+BROADCAST_TIME_LIMIT_S = 20
 METHOD_NAMES = {"wechat": "微信", "alipay": "支付宝", "card": "油卡"}
 PAID_STATES = ("paid", "partially_refunded", "refunded")
 PROVIDER_FINAL = ("SUCCESS", "CLOSED", "ABNORMAL")
