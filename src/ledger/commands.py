@@ -104,6 +104,9 @@ class LockTimeout(Exception):
     pass
 
 
+LOCK_ORDER_TIMEOUT_MS = 30_000  # how long a retry may wait for all the locks it wants
+
+
 @dataclass
 class UnitOfWork:
     app: Application[UUID]
@@ -123,11 +126,10 @@ class UnitOfWork:
         self.wanted.add(aggregate_id)
         if aggregate_id in self.held or not self.locking:
             return
-        if not self.locks.acquire(aggregate_id, 0 if self.held else self.lock_timeout_ms):
+        if not self._take(aggregate_id, 0 if self.held else self.lock_timeout_ms):
             raise LockTimeout(aggregate_id)
-        self.held.add(aggregate_id)
 
-    def lock_in_order(self, ids: set[UUID], timeout_ms: int = 30_000) -> None:
+    def lock_in_order(self, ids: set[UUID], timeout_ms: int = LOCK_ORDER_TIMEOUT_MS) -> None:
         """Take all these locks, never waiting while holding one of them (the algorithm of
         C++'s std::lock): try each in one global order; when one is busy, let go of the
         rest and wait for that one alone, then try the others again.
@@ -145,10 +147,9 @@ class UnitOfWork:
         while True:
             if busy is not None:  # holding none of them: wait for the busy one alone
                 left_ms = int((deadline - time.monotonic()) * 1000)
-                if left_ms <= 0 or not self.locks.acquire(busy, left_ms):
+                if left_ms <= 0 or not self._take(busy, left_ms):
                     raise LockTimeout(busy)
-                self.held.add(busy)
-            busy = next((i for i in order if i not in self.held and not self._try(i)), None)
+            busy = next((i for i in order if i not in self.held and not self._take(i, 0)), None)
             if busy is None:
                 return
             for aggregate_id in order:
@@ -156,8 +157,9 @@ class UnitOfWork:
                     self.locks.release(aggregate_id)
                     self.held.discard(aggregate_id)
 
-    def _try(self, aggregate_id: UUID) -> bool:
-        if not self.locks.acquire(aggregate_id, 0):
+    def _take(self, aggregate_id: UUID, timeout_ms: int) -> bool:
+        """Acquire within `timeout_ms` (0: try once) and remember it as held."""
+        if not self.locks.acquire(aggregate_id, timeout_ms):
             return False
         self.held.add(aggregate_id)
         return True
