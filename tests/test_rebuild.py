@@ -133,6 +133,54 @@ def test_a_rebuild_killed_mid_bulk_resumes_from_its_shadow(history) -> None:
     assert nonzero(read_balances(core)) == nonzero(replay_balances(core.app))
 
 
+def test_lanes_in_processes_of_their_own_rebuild_what_the_live_runner_projects(history) -> None:
+    core = history
+    project_live(core)
+    result = rebuild(
+        core, core.owner_url, lanes=2, page=300, progress=False, fresh=True, swap=False
+    )
+    assert len(result.lanes) == 2
+    assert sorted(n for lane in result.lanes for n in lane["names"]) == sorted(result.projectors)
+    assert all(lane["events"] > 0 and lane["seconds"]["total"][0] > 0 for lane in result.lanes)
+    assert differences(core) == {}
+
+
+def test_a_lane_stops_when_the_rebuild_that_started_it_is_killed(history) -> None:
+    """The lane is held on a lock, so only its parent's death can end it."""
+    core = history
+    fresh_rebuild_differences(core)  # a shadow schema with its tracking rows
+    with psycopg.connect(core.owner_url) as holder:
+        holder.execute("LOCK TABLE read_shadow.tracking IN ACCESS EXCLUSIVE MODE")
+        proc = start(
+            f"""
+            import time
+            from projections.lane_process import LaneProcess
+            from projections.rebuild_lane import Lane
+            lane = LaneProcess(Lane(0, {core.owner_url!r}, ("journal",), (), 10**9), print)
+            print(lane.proc.pid, flush=True)
+            time.sleep(120)
+            """
+        )
+        lane_pid = int(proc.stdout.readline())  # type: ignore[union-attr]
+        time.sleep(1.0)
+        assert alive(lane_pid), "the lane ended before its parent was killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while alive(lane_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(lane_pid)
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 def test_a_rebuild_during_live_writes_loses_nothing(history) -> None:
     core = history
     project_live(core)

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from infra.db import log_head
 from projections import shadow
 from projections.bulk import appends_only
 from projections.framework import LIVE_SCHEMA, ProjectionRunner, Projector
+from projections.lane_process import LaneProcess
 from projections.rebuild_lane import WINDOW, Lane, run_lane
 from projections.rebuild_plan import plan, topic_counts
 from projections.registry import all_projectors, by_name
@@ -199,33 +199,30 @@ def _run_lanes(
     """Each lane's report (see rebuild_lane.run_lane), in plan order."""
     if inline:
         return [run_lane(lane) for lane in plan]
-    ctx = multiprocessing.get_context("spawn")
-    queue_: Any = ctx.Queue()
-    procs = [ctx.Process(target=_lane_process, args=(lane, queue_), daemon=True) for lane in plan]
-    for proc in procs:
-        proc.start()
+    lines: queue.Queue[Any] = queue.Queue()
+    procs = [LaneProcess(lane, lines.put) for lane in plan]
     positions = {lane.index: min(starts[n] for n in lane.names) for lane in plan}
     done: dict[int, dict[str, Any]] = {}
-    with _Progress(progress, min(positions.values()), head) as bar:
-        while any(proc.is_alive() for proc in procs) or not queue_.empty():
-            try:
-                index, position, report = queue_.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if position is None:
-                done[index] = report
-                continue
-            positions[index] = position
-            bar.update(min(positions.values()))
-    for proc in procs:
-        proc.join()
-        if proc.exitcode != 0:
-            raise RuntimeError(f"a rebuild lane failed (exit code {proc.exitcode})")
+    try:
+        with _Progress(progress, min(positions.values()), head) as bar:
+            while any(proc.alive() for proc in procs) or not lines.empty():
+                try:
+                    index, position, report = lines.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if position is None:
+                    done[index] = report
+                    continue
+                positions[index] = position
+                bar.update(min(positions.values()))
+    finally:  # normally every lane has ended; after an error or an interrupt here, too
+        for proc in procs:
+            proc.kill()
+    codes = [proc.finish() for proc in procs]
+    for code in codes:
+        if code != 0:
+            raise RuntimeError(f"a rebuild lane failed (exit code {code})")
     return [done[lane.index] for lane in plan]
-
-
-def _lane_process(lane: Lane, reports: Any) -> None:
-    reports.put((lane.index, None, run_lane(lane, reports)))
 
 
 class _Progress:
