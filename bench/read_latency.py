@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
@@ -39,7 +40,7 @@ class Get:
 @dataclass(frozen=True)
 class Paced:
     latencies_ms: list[float]  # from each request's due moment to its answer
-    errors: int
+    errors: dict[str, int]  # a status other than 200, or the exception, and how many times
     seconds: float  # from the first due moment to the last answer
 
     def quantile(self, q: float) -> float:
@@ -61,14 +62,20 @@ class Connections:
         self.opened: list[asyncio.StreamWriter] = []
 
     async def get(self, raw: bytes) -> int:
-        """The status of one request (its body read and dropped)."""
-        if self.idle:
-            reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-            self.opened.append(writer)
-        writer.write(raw)
-        head = await reader.readuntil(b"\r\n\r\n")
+        """The status of one request (its body read and dropped). A kept-alive connection
+        the server closed while it sat idle (uvicorn closes them after 5 s) is replaced and
+        the request sent again, as an HTTP client does for a GET."""
+        stale_possible = bool(self.idle)
+        reader, writer = self.idle.pop() if self.idle else await self._open()
+        try:
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as e:
+            if not stale_possible or getattr(e, "partial", b""):
+                raise
+            reader, writer = await self._open()
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
         length = 0
         for line in head.split(b"\r\n"):
             if line[:15].lower() == b"content-length:":
@@ -76,6 +83,11 @@ class Connections:
         await reader.readexactly(length)
         self.idle.append((reader, writer))
         return int(head[9:12])
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self.opened.append(writer)
+        return reader, writer
 
     def close(self) -> None:
         for writer in self.opened:
@@ -87,20 +99,21 @@ async def paced(base: str, requests: Sequence[Get], rate: float, seconds: float)
     host = urlsplit(base).netloc
     raws = [r.encode(host) for r in requests]
     latencies: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
     pool = Connections(base)
     loop = asyncio.get_running_loop()
     for raw in raws[:20]:  # warm: connections, prepared statements, plans
         await pool.get(raw)
 
     async def one(i: int, due: float) -> None:
-        nonlocal errors
         try:
-            ok = await asyncio.wait_for(pool.get(raws[i % len(raws)]), TIMEOUT_S) == 200
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            ok = False
+            status = await asyncio.wait_for(pool.get(raws[i % len(raws)]), TIMEOUT_S)
+            error = None if status == 200 else str(status)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+            error = type(e).__name__
         latencies.append(1000 * (loop.time() - due))
-        errors += not ok
+        if error:
+            errors[error] += 1
 
     start = loop.time() + 0.1
     tasks = []
@@ -111,7 +124,7 @@ async def paced(base: str, requests: Sequence[Get], rate: float, seconds: float)
     await asyncio.gather(*tasks)
     took = loop.time() - start
     pool.close()
-    return Paced(latencies, errors, took)
+    return Paced(latencies, dict(errors), took)
 
 
 async def one_by_one(base: str, raw: bytes, count: int) -> list[float]:
@@ -166,5 +179,5 @@ def run(report: Report, base: str, endpoints: dict[str, Sequence[Get]], seconds:
         )
         log(
             f"  read.{name}: p50 {p50:.2f} ms p99 {p99:.2f} ms at "
-            f"{len(result.latencies_ms) / result.seconds:.0f}/s, errors {result.errors}"
+            f"{len(result.latencies_ms) / result.seconds:.0f}/s, errors {result.errors or 0}"
         )
