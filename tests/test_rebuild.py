@@ -143,6 +143,12 @@ def test_lanes_in_processes_of_their_own_rebuild_what_the_live_runner_projects(h
     assert sorted(n for lane in result.lanes for n in lane["names"]) == sorted(result.projectors)
     assert all(lane["events"] > 0 and lane["seconds"]["total"][0] > 0 for lane in result.lanes)
     assert differences(core) == {}
+    with psycopg.connect(core.owner_url) as conn:  # statistics gathered, for the live plans
+        analyzed = conn.execute(
+            "SELECT count(DISTINCT tablename) FROM pg_stats WHERE schemaname = 'read_shadow' "
+            "AND tablename IN ('journal_lines', 'fuel_orders', 'account_balances')"
+        ).fetchone()[0]
+    assert analyzed == 3
 
 
 def test_a_lane_stops_when_the_rebuild_that_started_it_is_killed(history) -> None:

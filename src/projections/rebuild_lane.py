@@ -114,10 +114,7 @@ def _run(
             for name in folds:
                 positions[name] = max(positions[name], last)
             position = last
-    with clock("indexes"):
-        _index(conn, lane.url, projectors)
-    with clock("analyze"):
-        _analyze(conn, projectors)
+    _finish_tables(conn, lane.url, projectors, clock)
     seconds = clock.report()
     server = [server_cpu(conn.info.backend_pid), reader.server_cpu]
     if None not in server:  # a server on this machine: what the lane's backends spent
@@ -125,38 +122,59 @@ def _run(
     return {"lane": lane.index, "events": read, "seconds": seconds}
 
 
-def _index(conn: psycopg.Connection[Any], url: str, projectors: list[Projector]) -> None:
-    """The keys and triggers left for later, then the secondary indexes, INDEX_BUILDS at a
-    time (each on a connection of its own; they lock their table only against writes): the
-    journal's take seconds each on a large log, while the other lane may be done already."""
+def _finish_tables(
+    conn: psycopg.Connection[Any], url: str, projectors: list[Projector], clock: LaneClock
+) -> None:
+    """The keys and triggers left for later, then the secondary indexes, then statistics.
+
+    Statistics travel with the tables: the live API plans well from the swap on instead of
+    waiting for autovacuum (journal pages took 300-500 ms till then); the few rows the
+    catch-up adds later do not change the plans. They come after the indexes, which ANALYZE
+    reads for its expression ones."""
     for p in projectors:
         for table in appends_only(p):
             shadow.add_keys_and_triggers(conn, table)
     tables = [shadow.bare(t) for p in projectors for t in p.tables()]
     statements = shadow.missing_indexes(conn, tables)
-
-    def build(statement: str) -> None:
-        with psycopg.connect(url, autocommit=True) as own:
-            own.execute("SET maintenance_work_mem = '256MB'")
-            own.execute("SET max_parallel_maintenance_workers = 0")
-            own.execute(statement)  # type: ignore[call-overload]
-
-    with ThreadPoolExecutor(INDEX_BUILDS) as pool:
-        list(pool.map(build, statements))
+    schema = Identifier(shadow.SHADOW_SCHEMA)
+    with _TwoAtATime(url) as run:
+        with clock("indexes"):
+            run(statements)
+        with clock("analyze"):
+            run([SQL("ANALYZE {}.{}").format(schema, Identifier(t)) for t in tables])
 
 
-def _analyze(conn: psycopg.Connection[Any], projectors: list[Projector]) -> None:
-    """Statistics travel with the tables: the live API plans well from the swap on instead
-    of waiting for autovacuum (journal pages took 300-500 ms till then). Taken here, the
-    lane that ends first does it while the other still folds; the few rows the catch-up
-    adds later do not change the plans."""
-    for p in projectors:
-        for table in p.tables():
-            conn.execute(
-                SQL("ANALYZE {}.{}").format(
-                    Identifier(shadow.SHADOW_SCHEMA), Identifier(shadow.bare(table))
-                )
-            )
+class _TwoAtATime:
+    """Runs statements INDEX_BUILDS at a time, each thread on a connection of its own (a
+    CREATE INDEX locks its table only against writes): the journal's indexes take seconds
+    each on a large log, and the lane that ends last has the other core to itself."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.local = threading.local()
+        self.opened: list[psycopg.Connection[Any]] = []
+        self.pool = ThreadPoolExecutor(INDEX_BUILDS)
+
+    def __enter__(self) -> _TwoAtATime:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pool.shutdown()
+        for conn in self.opened:
+            conn.close()
+
+    def __call__(self, statements: Sequence[Any]) -> None:
+        list(self.pool.map(self._execute, statements))
+
+    def _execute(self, statement: Any) -> None:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = psycopg.connect(self.url, autocommit=True)
+            conn.execute("SET maintenance_work_mem = '256MB'")
+            # Both cores are busy with the lanes already: workers would only add overhead.
+            conn.execute("SET max_parallel_maintenance_workers = 0")
+            self.opened.append(conn)
+        conn.execute(statement)
 
 
 def fetch(
