@@ -18,7 +18,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+
+from infra.embedded import MAX_WAL_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60
@@ -159,7 +162,10 @@ def test_launcher_starts_everything_and_stops_cleanly_on_sigterm() -> None:
             assert http.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
             assert http.get(docs).status_code == 200
         redis_url = out.find(r"REDIS_URL\s+(\S+)")
-        assert redis_url and out.find(r"DATABASE_URL\s+(\S+)") and out.find(r"demo member\s+(\S+)")
+        database_url = out.find(r"DATABASE_URL\s+(\S+)")
+        assert redis_url and database_url and out.find(r"demo member\s+(\S+)")
+        with psycopg.connect(database_url) as conn:  # sized for a rebuild's WAL
+            assert conn.execute("SHOW max_wal_size").fetchone()[0] == MAX_WAL_SIZE  # type: ignore[index]
         assert _wait_for_heartbeat(redis_url, timeout=15), f"no worker ran heartbeat:\n{out.tail()}"
         children.update(_descendants(proc.pid))  # the worker's own process is surely up now
 

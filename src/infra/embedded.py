@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+MAX_WAL_SIZE = "4GB"  # see start_postgres
+
 
 def _drop_dead_pids(data_dir: Path) -> None:
     # A SIGKILLed launcher leaves its postmaster pid behind, and get_server would never stop it.
@@ -60,6 +62,10 @@ def start_postgres(data_dir: Path, dbname: str = "ledger", *, delete: bool = Fal
     import psycopg
 
     with psycopg.connect(base, autocommit=True) as conn:
+        # A rebuild of 1M events writes 650 MB of WAL; with the default 1 GB, a checkpoint
+        # starts half-way through it (at about max_wal_size / 1.9) and cost it 1.3 s of 24.
+        conn.execute(f"ALTER SYSTEM SET max_wal_size = '{MAX_WAL_SIZE}'")
+        conn.execute("SELECT pg_reload_conf()")
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{dbname}"')
