@@ -137,14 +137,14 @@ def _finish_tables(
     tables = [shadow.bare(t) for p in projectors for t in p.tables()]
     statements = shadow.missing_indexes(conn, tables)
     schema = Identifier(shadow.SHADOW_SCHEMA)
-    with _TwoAtATime(url) as run:
+    with _StatementPool(url) as run:
         with clock("indexes"):
             run(statements)
         with clock("analyze"):
             run([SQL("ANALYZE {}.{}").format(schema, Identifier(t)) for t in tables])
 
 
-class _TwoAtATime:
+class _StatementPool:
     """Runs statements INDEX_BUILDS at a time, each thread on a connection of its own (a
     CREATE INDEX locks its table only against writes): the journal's indexes take seconds
     each on a large log, and the lane that ends last has the other core to itself."""
@@ -155,7 +155,7 @@ class _TwoAtATime:
         self.opened: list[psycopg.Connection[Any]] = []
         self.pool = ThreadPoolExecutor(INDEX_BUILDS)
 
-    def __enter__(self) -> _TwoAtATime:
+    def __enter__(self) -> _StatementPool:
         return self
 
     def __exit__(self, *exc: Any) -> None:
