@@ -14,6 +14,7 @@ def test_health_ready_metrics_and_docs(core) -> None:
         assert ready.status_code in (200, 503)
         metrics = client.get("/metrics").text
         assert "ledger_projection_lag_events" in metrics
+        assert "ledger_gc_frozen_objects" in metrics
         assert client.get("/openapi.json").json()["info"]["title"] == "Fuel-station ledger"
         assert client.get("/docs").status_code == 200
 

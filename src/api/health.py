@@ -12,6 +12,7 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 
 from api.errors import problem
+from api.gc_tuning import frozen_objects
 
 router = APIRouter(tags=["platform"])
 LAG_READY_EVENTS = 10_000
@@ -114,6 +115,13 @@ class _LedgerCollector:
         head = GaugeMetricFamily("ledger_log_head", "Last notification id")
         head.add_metric([], lag["_head"]["events"])
         yield head
+        frozen = GaugeMetricFamily(
+            "ledger_gc_frozen_objects",
+            "Objects this process's collector no longer walks (api.gc_tuning); growing "
+            "without bound would mean leaked reference cycles",
+        )
+        frozen.add_metric([], frozen_objects())
+        yield frozen
         committer = self.core.committer
         for attr in ("batches", "commands"):
             family = GaugeMetricFamily(f"ledger_group_commit_{attr}", f"Group commit {attr}")
