@@ -62,15 +62,15 @@ class LaneProcess:
 
 
 class _Reports:
-    """What run_lane puts its progress into: JSON lines on the parent's pipe."""
+    """What run_lane puts its progress into (from its one thread): JSON lines on the
+    parent's pipe."""
 
     def __init__(self, out: IO[str]) -> None:
-        self.out, self.lock = out, threading.Lock()
+        self.out = out
 
     def put(self, item: Any) -> None:
-        with self.lock:
-            self.out.write(json.dumps(item) + "\n")
-            self.out.flush()
+        self.out.write(json.dumps(item) + "\n")
+        self.out.flush()
 
 
 def _stop_with_parent() -> None:
